@@ -1,0 +1,47 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Session is a cached PDS session of one DID. The tokens are secrets: the
+// type has no String method and is never logged.
+type Session struct {
+	DID          string    `bson:"_id"`
+	Host         string    `bson:"host"`
+	AccessToken  string    `bson:"accessJwt"`
+	RefreshToken string    `bson:"refreshJwt"`
+	UpdatedAt    time.Time `bson:"updatedAt"`
+}
+
+// LoadSession returns the cached session of did, or nil.
+func (s *Store) LoadSession(ctx context.Context, did string) (*Session, error) {
+	var sess Session
+	err := s.sessions.FindOne(ctx, bson.D{{Key: "_id", Value: did}}).Decode(&sess)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &sess, nil
+}
+
+// SaveSession stores (or replaces) the session of its DID.
+func (s *Store) SaveSession(ctx context.Context, sess Session) error {
+	sess.UpdatedAt = time.Now().UTC()
+	_, err := s.sessions.ReplaceOne(ctx, bson.D{{Key: "_id", Value: sess.DID}}, sess, options.Replace().SetUpsert(true))
+	return err
+}
+
+// DeleteSession forgets the session of did.
+func (s *Store) DeleteSession(ctx context.Context, did string) error {
+	_, err := s.sessions.DeleteOne(ctx, bson.D{{Key: "_id", Value: did}})
+	return err
+}

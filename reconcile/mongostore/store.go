@@ -1,0 +1,318 @@
+// Package mongostore is the MongoDB side of the reconcile engine: the app's
+// `moods` and `users` collections, and moodsync's own state in collections
+// prefixed `moodsync_` (cached PDS sessions, firehose cursors).
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+// Collection names. The first two belong to the app.
+const (
+	MoodsCollection    = "moods"
+	UsersCollection    = "users"
+	SessionsCollection = "moodsync_sessions"
+	CursorsCollection  = "moodsync_cursors"
+)
+
+// Store implements reconcile.Store over one database.
+type Store struct {
+	Client   *mongo.Client
+	DB       *mongo.Database
+	moods    *mongo.Collection
+	users    *mongo.Collection
+	sessions *mongo.Collection
+	cursors  *mongo.Collection
+}
+
+var _ reconcile.Store = (*Store)(nil)
+
+// Connect dials uri and returns a store over database db. It does not wait
+// for the server: the first operation does, and Ping checks.
+func Connect(uri, db string) (*Store, error) {
+	opts := options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(5 * time.Second).
+		SetConnectTimeout(5 * time.Second).
+		SetAppName("moodsync")
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: %w", err)
+	}
+	return New(client, db), nil
+}
+
+// New wraps an existing client.
+func New(client *mongo.Client, db string) *Store {
+	d := client.Database(db)
+	return &Store{
+		Client:   client,
+		DB:       d,
+		moods:    d.Collection(MoodsCollection),
+		users:    d.Collection(UsersCollection),
+		sessions: d.Collection(SessionsCollection),
+		cursors:  d.Collection(CursorsCollection),
+	}
+}
+
+// Close disconnects.
+func (s *Store) Close(ctx context.Context) error { return s.Client.Disconnect(ctx) }
+
+// Ping checks that the server answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.DB.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
+}
+
+// EnsureIndexes creates the indexes moodsync's queries need. Creating an
+// index that exists is a no-op, so this runs at every start.
+func (s *Store) EnsureIndexes(ctx context.Context) error {
+	_, err := s.moods.Indexes().CreateMany(ctx, []mongo.IndexModel{
+		{Keys: bson.D{{Key: "user", Value: 1}, {Key: "atproto.rkey", Value: 1}}, Options: options.Index().SetName("moodsync_user_rkey")},
+	})
+	if err != nil {
+		return fmt.Errorf("moods indexes: %w", err)
+	}
+	_, err = s.users.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "atproto.did", Value: 1}},
+		Options: options.Index().SetName("moodsync_did").SetSparse(true),
+	})
+	if err != nil {
+		return fmt.Errorf("users indexes: %w", err)
+	}
+	return nil
+}
+
+// MoodDoc is a `moods` document as stored by the app.
+type MoodDoc struct {
+	ID      bson.ObjectID `bson:"_id"`
+	User    string        `bson:"user"`
+	Mood    string        `bson:"mood"`
+	When    time.Time     `bson:"when"`
+	Deleted bool          `bson:"deleted,omitempty"`
+	Atproto *struct {
+		Rkey string `bson:"rkey,omitempty"`
+	} `bson:"atproto,omitempty"`
+}
+
+// ToMood converts the document to the engine's view.
+func (d *MoodDoc) ToMood() *reconcile.Mood {
+	m := &reconcile.Mood{ID: d.ID.Hex(), User: d.User, Text: d.Mood, When: d.When, Deleted: d.Deleted}
+	if d.Atproto != nil {
+		m.Rkey = d.Atproto.Rkey
+	}
+	return m
+}
+
+// UserDoc is a `users` document as stored by the app.
+type UserDoc struct {
+	ID      string `bson:"_id"`
+	Atproto *struct {
+		DID      string `bson:"did"`
+		Handle   string `bson:"handle"`
+		Password string `bson:"password"`
+	} `bson:"atproto,omitempty"`
+}
+
+func objectIDs(ids []string) ([]bson.ObjectID, error) {
+	out := make([]bson.ObjectID, 0, len(ids))
+	for _, id := range ids {
+		oid, err := bson.ObjectIDFromHex(id)
+		if err != nil {
+			return nil, reconcile.Permanent("bad mood id %q", id)
+		}
+		out = append(out, oid)
+	}
+	return out, nil
+}
+
+func (s *Store) findMoods(ctx context.Context, filter any) ([]*reconcile.Mood, error) {
+	cur, err := s.moods.Find(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	var docs []MoodDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]*reconcile.Mood, len(docs))
+	for i := range docs {
+		out[i] = docs[i].ToMood()
+	}
+	return out, nil
+}
+
+// Moods implements reconcile.Store.
+func (s *Store) Moods(ctx context.Context, ids []string) (map[string]*reconcile.Mood, error) {
+	oids, err := objectIDs(ids)
+	if err != nil {
+		return nil, err
+	}
+	moods, err := s.findMoods(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*reconcile.Mood, len(moods))
+	for _, m := range moods {
+		out[m.ID] = m
+	}
+	return out, nil
+}
+
+// UserMoods implements reconcile.Store.
+func (s *Store) UserMoods(ctx context.Context, user string) ([]*reconcile.Mood, error) {
+	return s.findMoods(ctx, bson.D{{Key: "user", Value: user}})
+}
+
+// MoodByRkey returns the user's mood whose atproto.rkey is rkey, or nil.
+func (s *Store) MoodByRkey(ctx context.Context, user, rkey string) (*reconcile.Mood, error) {
+	var d MoodDoc
+	err := s.moods.FindOne(ctx, bson.D{{Key: "user", Value: user}, {Key: "atproto.rkey", Value: rkey}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d.ToMood(), nil
+}
+
+func (s *Store) userDoc(ctx context.Context, filter any) (*UserDoc, error) {
+	var u UserDoc
+	err := s.users.FindOne(ctx, filter).Decode(&u)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// Account implements reconcile.Store.
+func (s *Store) Account(ctx context.Context, user string) (*reconcile.Account, error) {
+	u, err := s.userDoc(ctx, bson.D{{Key: "_id", Value: user}})
+	if err != nil || u == nil || u.Atproto == nil || u.Atproto.DID == "" {
+		return nil, err
+	}
+	return &reconcile.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle}, nil
+}
+
+// AccountByDID returns the account whose users row carries did, or nil.
+func (s *Store) AccountByDID(ctx context.Context, did string) (*reconcile.Account, error) {
+	u, err := s.userDoc(ctx, bson.D{{Key: "atproto.did", Value: did}})
+	if err != nil || u == nil || u.Atproto == nil {
+		return nil, err
+	}
+	return &reconcile.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle}, nil
+}
+
+// Accounts returns every user with an ATProto account.
+func (s *Store) Accounts(ctx context.Context) ([]reconcile.Account, error) {
+	cur, err := s.users.Find(ctx, bson.D{{Key: "atproto.did", Value: bson.D{{Key: "$exists", Value: true}}}})
+	if err != nil {
+		return nil, err
+	}
+	var docs []UserDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]reconcile.Account, 0, len(docs))
+	for _, u := range docs {
+		if u.Atproto != nil && u.Atproto.DID != "" {
+			out = append(out, reconcile.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle})
+		}
+	}
+	return out, nil
+}
+
+// Password returns the PDS password stored for did ("" when none). It is
+// the one place a secret leaves Mongo, straight into a createSession body.
+func (s *Store) Password(ctx context.Context, did string) (string, error) {
+	u, err := s.userDoc(ctx, bson.D{{Key: "atproto.did", Value: did}})
+	if err != nil || u == nil || u.Atproto == nil {
+		return "", err
+	}
+	return u.Atproto.Password, nil
+}
+
+// rkeyUnset matches a document whose atproto carries no rkey: absent, null
+// or empty, as legacy scripts left it.
+var rkeyUnset = bson.D{{Key: "atproto.rkey", Value: bson.D{{Key: "$in", Value: bson.A{nil, ""}}}}}
+
+// SetRkey implements reconcile.Store.
+func (s *Store) SetRkey(ctx context.Context, id, rkey string) (bool, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return false, reconcile.Permanent("bad mood id %q", id)
+	}
+	filter := bson.D{{Key: "_id", Value: oid}, {Key: "deleted", Value: bson.D{{Key: "$ne", Value: true}}}}
+	filter = append(filter, rkeyUnset...)
+	res, err := s.moods.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "atproto", Value: bson.D{{Key: "rkey", Value: rkey}}}}}})
+	if err != nil {
+		return false, err
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// ClearRkey implements reconcile.Store.
+func (s *Store) ClearRkey(ctx context.Context, id, rkey string) (bool, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return false, reconcile.Permanent("bad mood id %q", id)
+	}
+	res, err := s.moods.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: oid}, {Key: "atproto.rkey", Value: rkey}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "atproto", Value: ""}}}})
+	if err != nil {
+		return false, err
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// SoftDeleteByRkey marks the live mood holding rkey deleted and unsets
+// atproto, in one compare-and-set (a record deleted on the PDS).
+func (s *Store) SoftDeleteByRkey(ctx context.Context, id, rkey string) (bool, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return false, reconcile.Permanent("bad mood id %q", id)
+	}
+	res, err := s.moods.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: oid}, {Key: "atproto.rkey", Value: rkey}},
+		bson.D{
+			{Key: "$set", Value: bson.D{{Key: "deleted", Value: true}}},
+			{Key: "$unset", Value: bson.D{{Key: "atproto", Value: ""}}},
+		})
+	if err != nil {
+		return false, err
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// ClearUserRkeys unsets atproto on every mood of a user (their account and
+// with it every record is gone).
+func (s *Store) ClearUserRkeys(ctx context.Context, user string) (int64, error) {
+	res, err := s.moods.UpdateMany(ctx,
+		bson.D{{Key: "user", Value: user}, {Key: "atproto", Value: bson.D{{Key: "$exists", Value: true}}}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "atproto", Value: ""}}}})
+	if err != nil {
+		return 0, err
+	}
+	return res.ModifiedCount, nil
+}
+
+// DeleteUserMoods implements reconcile.Store.
+func (s *Store) DeleteUserMoods(ctx context.Context, user string) (int64, error) {
+	res, err := s.moods.DeleteMany(ctx, bson.D{{Key: "user", Value: user}})
+	if err != nil {
+		return 0, err
+	}
+	return res.DeletedCount, nil
+}

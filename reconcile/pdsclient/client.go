@@ -1,0 +1,288 @@
+// Package pdsclient is the PDS side of the reconcile engine: record reads
+// and writes over XRPC (indigo's atclient), authenticated as each repo's own
+// user with sessions that are cached in Mongo, refreshed, and reused across
+// restarts, so createSession runs once per account, not once per write.
+package pdsclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/atclient"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/mongostore"
+)
+
+// SessionStore keeps sessions and hands out the password for a first login.
+type SessionStore interface {
+	Password(ctx context.Context, did string) (string, error)
+	LoadSession(ctx context.Context, did string) (*mongostore.Session, error)
+	SaveSession(ctx context.Context, s mongostore.Session) error
+	DeleteSession(ctx context.Context, did string) error
+}
+
+// Client implements reconcile.PDS against one PDS.
+type Client struct {
+	host     string
+	http     *http.Client
+	sessions SessionStore
+	log      *slog.Logger
+
+	// OnLogin and OnRefresh, when set, are called after each createSession
+	// and refreshSession (for metrics and tests).
+	OnLogin   func(did string)
+	OnRefresh func(did string)
+	// OnWrite, when set, is told how long each write call took.
+	OnWrite func(method string, d time.Duration, err error)
+
+	mu      sync.Mutex
+	clients map[string]*userClient
+}
+
+type userClient struct {
+	mu  sync.Mutex // serialises logins of this DID
+	api *atclient.APIClient
+}
+
+var _ reconcile.PDS = (*Client)(nil)
+
+// New returns a client for the PDS at host (scheme://host:port).
+func New(host string, sessions SessionStore, log *slog.Logger) *Client {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{
+		host:     strings.TrimRight(host, "/"),
+		sessions: sessions,
+		log:      log,
+		http: &http.Client{
+			Timeout: 30 * time.Second,
+			Transport: &http.Transport{
+				Proxy:               nil,
+				DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+				MaxIdleConnsPerHost: 32,
+				IdleConnTimeout:     90 * time.Second,
+			},
+		},
+		clients: make(map[string]*userClient),
+	}
+}
+
+// Host is the PDS base URL.
+func (c *Client) Host() string { return c.host }
+
+// Public returns an unauthenticated XRPC client for public reads.
+func (c *Client) Public() *atclient.APIClient {
+	api := atclient.NewAPIClient(c.host)
+	api.Client = c.http
+	return api
+}
+
+func (c *Client) user(did string) *userClient {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	uc := c.clients[did]
+	if uc == nil {
+		uc = &userClient{}
+		c.clients[did] = uc
+	}
+	return uc
+}
+
+// session returns an authenticated client for did: from memory, else the
+// cached session in Mongo, else a fresh login with the stored password.
+func (c *Client) session(ctx context.Context, did string, fresh bool) (*atclient.APIClient, error) {
+	uc := c.user(did)
+	uc.mu.Lock()
+	defer uc.mu.Unlock()
+	if uc.api != nil && !fresh {
+		return uc.api, nil
+	}
+	if !fresh {
+		sess, err := c.sessions.LoadSession(ctx, did)
+		if err != nil {
+			return nil, fmt.Errorf("load session of %s: %w", did, err)
+		}
+		if sess != nil && sess.Host == c.host {
+			uc.api = c.resume(did, sess)
+			return uc.api, nil
+		}
+	}
+	password, err := c.sessions.Password(ctx, did)
+	if err != nil {
+		return nil, fmt.Errorf("look up credentials of %s: %w", did, err)
+	}
+	if password == "" {
+		return nil, reconcile.Permanent("no PDS session or password for %s", did)
+	}
+	api, err := atclient.LoginWithPasswordHost(ctx, c.host, did, password, "", c.refreshed(did))
+	if err != nil {
+		err = classify(err)
+		if apiErrorStatus(err) == http.StatusUnauthorized {
+			// Wrong password or account gone: retrying cannot help until an
+			// operator fixes the users row. The error names no secret.
+			return nil, reconcile.Permanent("PDS login refused for %s: %v", did, err)
+		}
+		return nil, fmt.Errorf("PDS login for %s: %w", did, err)
+	}
+	if c.OnLogin != nil {
+		c.OnLogin(did)
+	}
+	api.Client = c.http
+	access, refresh := api.Auth.(*atclient.PasswordAuth).GetTokens()
+	if err := c.sessions.SaveSession(ctx, mongostore.Session{DID: did, Host: c.host, AccessToken: access, RefreshToken: refresh}); err != nil {
+		c.log.Warn("could not cache PDS session", "did", did, "err", err)
+	}
+	c.log.Info("logged in to PDS", "did", did)
+	uc.api = api
+	return api, nil
+}
+
+func (c *Client) resume(did string, s *mongostore.Session) *atclient.APIClient {
+	api := atclient.ResumePasswordSession(atclient.PasswordSessionData{
+		AccessToken:  s.AccessToken,
+		RefreshToken: s.RefreshToken,
+		AccountDID:   syntax.DID(did),
+		Host:         c.host,
+	}, c.refreshed(did))
+	api.Client = c.http
+	return api
+}
+
+// refreshed persists refreshed tokens, so a restart resumes rather than
+// logging in again.
+func (c *Client) refreshed(did string) atclient.RefreshCallback {
+	return func(ctx context.Context, data atclient.PasswordSessionData) {
+		if c.OnRefresh != nil {
+			c.OnRefresh(did)
+		}
+		err := c.sessions.SaveSession(context.WithoutCancel(ctx), mongostore.Session{
+			DID: did, Host: c.host, AccessToken: data.AccessToken, RefreshToken: data.RefreshToken,
+		})
+		if err != nil {
+			c.log.Warn("could not cache refreshed PDS session", "did", did, "err", err)
+		}
+	}
+}
+
+// withSession runs fn with did's session. When the session is no longer
+// accepted (refresh token expired or revoked) it logs in once more and
+// retries.
+func (c *Client) withSession(ctx context.Context, did string, fn func(api *atclient.APIClient) error) error {
+	api, err := c.session(ctx, did, false)
+	if err != nil {
+		return err
+	}
+	err = classify(fn(api))
+	if !isAuthFailure(err) {
+		return err
+	}
+	c.log.Info("PDS session no longer valid, logging in again", "did", did)
+	if derr := c.sessions.DeleteSession(ctx, did); derr != nil {
+		return derr
+	}
+	api, err = c.session(ctx, did, true)
+	if err != nil {
+		return err
+	}
+	return classify(fn(api))
+}
+
+// ForgetSession drops the cached session of did (after a purge).
+func (c *Client) ForgetSession(ctx context.Context, did string) error {
+	c.mu.Lock()
+	delete(c.clients, did)
+	c.mu.Unlock()
+	return c.sessions.DeleteSession(ctx, did)
+}
+
+func apiErrorStatus(err error) int {
+	var ae *atclient.APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode
+	}
+	return 0
+}
+
+func apiErrorName(err error) string {
+	var ae *atclient.APIError
+	if errors.As(err, &ae) {
+		return ae.Name
+	}
+	return ""
+}
+
+func isAuthFailure(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch apiErrorName(err) {
+	case "ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing":
+		return true
+	}
+	return apiErrorStatus(err) == http.StatusUnauthorized
+}
+
+// permanentNames are PDS answers about the account itself: no retry helps.
+var permanentNames = map[string]bool{
+	"RepoNotFound":       true,
+	"RepoTakendown":      true,
+	"RepoDeactivated":    true,
+	"RepoSuspended":      true,
+	"AccountTakedown":    true,
+	"AccountDeactivated": true,
+}
+
+// classify sorts an XRPC error into transport (retry later), permanent
+// (dead-letter) or other (the request was refused).
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if reconcile.IsTransport(err) || reconcile.IsPermanent(err) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &reconcile.TransportError{Err: err}
+	}
+	var ae *atclient.APIError
+	if errors.As(err, &ae) {
+		switch {
+		case ae.StatusCode == http.StatusTooManyRequests, ae.StatusCode == http.StatusBadGateway,
+			ae.StatusCode == http.StatusServiceUnavailable, ae.StatusCode == http.StatusGatewayTimeout:
+			return &reconcile.TransportError{Err: err}
+		case permanentNames[ae.Name]:
+			return reconcile.Permanent("PDS refused: %s", ae.Error())
+		}
+		return err
+	}
+	// Anything that is not an XRPC answer is a failure to talk at all:
+	// refused, reset, timed out, DNS.
+	return &reconcile.TransportError{Err: err}
+}
+
+// decodeRecord decodes a JSON record value, saying why when it cannot.
+func decodeRecord(raw json.RawMessage) (reconcile.RecordValue, string) {
+	var v reconcile.RecordValue
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return reconcile.RecordValue{}, "record fields have the wrong types"
+	}
+	return v, reconcile.ValidateRecord(&v)
+}
+
+func rkeyOf(uri string) string {
+	if i := strings.LastIndexByte(uri, '/'); i >= 0 {
+		return uri[i+1:]
+	}
+	return uri
+}
