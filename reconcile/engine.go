@@ -373,6 +373,15 @@ func (e *Engine) Purge(ctx context.Context, user, did string) error {
 	if err != nil {
 		return fmt.Errorf("delete moods of %s: %w", user, err)
 	}
+	// Forget me: drop the cached session too. A redelivered purge needs
+	// none, since listing a repo is public.
+	if f, ok := e.PDS.(interface {
+		ForgetSession(ctx context.Context, did string) error
+	}); ok && did != "" {
+		if err := f.ForgetSession(ctx, did); err != nil {
+			e.Log.Warn("could not forget PDS session", "did", did, "err", err)
+		}
+	}
 	e.Log.Info("purged user", "user", user, "did", did, "moods", n)
 	return nil
 }

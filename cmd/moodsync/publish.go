@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/whistlegraph/moodsync/publisher"
+	"github.com/whistlegraph/moodsync/publisher/intent"
+)
+
+// publishCommand sends one intent by hand, as the app would.
+type publishCommand struct{ stdout, stderr io.Writer }
+
+const publishUsage = `Usage:
+
+	moodsync publish create    --user SUB --mood ID
+	moodsync publish delete    --user SUB --mood ID
+	moodsync publish purge     --user SUB [--did DID]
+	moodsync publish reconcile --user SUB
+
+With MOODSYNC_NATS_URL empty it publishes to the embedded NATS of a running
+moodsync (MOODSYNC_EMBED_NATS_ADDR).
+`
+
+func (c *publishCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(c.stdout, publishUsage)
+		if len(args) == 0 {
+			return exitError{2}
+		}
+		return nil
+	}
+	var cfg Config
+	var in intent.Intent
+	in.Op = args[0]
+	fs := flag.NewFlagSet("publish "+in.Op, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	cf := configFlags{fs, &cfg}
+	cf.str(&cfg.NATSURL, "nats-url", "", "NATS URL; empty means the embedded NATS of a running moodsync")
+	cf.str(&cfg.EmbedNATSAddr, "embed-nats-addr", "127.0.0.1:4222", "address of the embedded NATS")
+	cf.logging()
+	fs.StringVar(&in.User, "user", "", "Auth0 sub of the user")
+	fs.StringVar(&in.MongoID, "mood", "", "ObjectID (hex) of the mood, for create and delete")
+	fs.StringVar(&in.DID, "did", "", "DID of the user's repo, for purge after the users row is gone")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(&cfg, c.stderr)
+	if err != nil {
+		return err
+	}
+	var inf infra
+	defer inf.Close()
+	if err := inf.openNATS(&cfg, log, false); err != nil {
+		return err
+	}
+	// The streams may not exist yet if the daemon never ran: create them so
+	// the intent is kept, not lost.
+	if err := publisher.EnsureStreams(ctx, inf.JS); err != nil {
+		return err
+	}
+	if err := intent.Publish(ctx, inf.JS, in); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "published %s\n", in.Subject())
+	return nil
+}

@@ -1,0 +1,347 @@
+// Package publisher turns intents from NATS JetStream into PDS writes. An
+// intent is a hint, not a command: the reconcile engine reads the mood's
+// current state in Mongo and converges the PDS to it, so redelivered,
+// reordered and duplicated intents are harmless.
+package publisher
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/whistlegraph/moodsync/publisher/intent"
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+// Engine is what the publisher asks of the reconcile engine.
+type Engine interface {
+	SyncMoods(ctx context.Context, user string, ids []string) map[string]error
+	SyncUser(ctx context.Context, user string) error
+	Purge(ctx context.Context, user, did string) error
+}
+
+// Config tunes the publisher. Zero values take the defaults.
+type Config struct {
+	// Concurrency is how many users' batches are worked on at once.
+	Concurrency int
+	// BatchSize is the most intents fetched at once; the intents of one
+	// user in a batch become one applyWrites call where possible.
+	BatchSize int
+	// AckWait is how long JetStream waits before redelivering an intent
+	// that was neither acknowledged nor reported in progress.
+	AckWait time.Duration
+	// MinBackoff and MaxBackoff bound the delay before a failed intent is
+	// retried; it doubles with each delivery.
+	MinBackoff, MaxBackoff time.Duration
+	// ShutdownGrace is how long in-flight work may finish after the stop
+	// signal before it is cancelled and handed back to JetStream.
+	ShutdownGrace time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = reconcile.MaxBatch
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 60 * time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	return c
+}
+
+// Outcomes of one intent, as reported to Observe.
+const (
+	OutcomeApplied = "applied" // converged (possibly with nothing to do)
+	OutcomeRetry   = "retry"   // transient failure: handed back with a delay
+	OutcomeDead    = "dead"    // permanent failure: dead-lettered
+)
+
+// Publisher consumes intents and applies them through the engine.
+type Publisher struct {
+	js     jetstream.JetStream
+	engine Engine
+	cfg    Config
+	log    *slog.Logger
+
+	// Observe, when set, is told the outcome of every intent.
+	Observe func(op, outcome string)
+}
+
+// New returns a publisher; call Run to start it.
+func New(js jetstream.JetStream, engine Engine, cfg Config, log *slog.Logger) *Publisher {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Publisher{js: js, engine: engine, cfg: cfg.withDefaults(), log: log}
+}
+
+// item is one fetched intent.
+type item struct {
+	msg    jetstream.Msg
+	intent intent.Intent
+}
+
+// Run consumes intents until ctx is cancelled. On cancellation it stops
+// fetching, lets in-flight work finish for up to ShutdownGrace, then
+// cancels what is left; unfinished intents are handed back (nak), never
+// acknowledged.
+func (p *Publisher) Run(ctx context.Context) error {
+	cons, err := EnsureConsumer(ctx, p.js, p.cfg.AckWait)
+	if err != nil {
+		return err
+	}
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	sem := make(chan struct{}, p.cfg.Concurrency)
+	var wg sync.WaitGroup
+	p.log.Info("publisher started", "stream", intent.Stream, "consumer", Durable, "concurrency", p.cfg.Concurrency)
+
+	fetchFailures := 0
+	for ctx.Err() == nil {
+		msgs, err := p.fetch(ctx, cons)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			fetchFailures++
+			delay := p.backoff(fetchFailures)
+			p.log.Warn("fetching intents failed", "err", err, "retry_in", delay)
+			sleepCtx(ctx, delay)
+			continue
+		}
+		fetchFailures = 0
+		for user, items := range p.group(workCtx, msgs) {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				for _, it := range items {
+					_ = it.msg.Nak()
+				}
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				p.handleUser(workCtx, user, items)
+			}()
+		}
+	}
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(p.cfg.ShutdownGrace):
+		p.log.Warn("shutdown grace over: handing unfinished intents back")
+		cancelWork()
+		<-done
+	}
+	p.log.Info("publisher stopped")
+	return nil
+}
+
+// fetch waits for at least one intent, then takes whatever else is ready,
+// so a burst becomes one batch without adding latency to a lone intent.
+func (p *Publisher) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	first, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range first.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := first.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
+		return nil, err
+	}
+	if len(msgs) == 0 || ctx.Err() != nil {
+		return msgs, nil
+	}
+	rest, err := cons.FetchNoWait(p.cfg.BatchSize - 1)
+	if err != nil {
+		return msgs, nil
+	}
+	for m := range rest.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+// group parses the fetched messages and sorts them by user, keeping each
+// user's intents in stream order. Malformed intents are dead-lettered here.
+func (p *Publisher) group(ctx context.Context, msgs []jetstream.Msg) map[string][]item {
+	groups := make(map[string][]item)
+	for _, m := range msgs {
+		in, err := intent.Parse(m.Subject(), m.Data())
+		if err != nil {
+			p.settle(ctx, item{msg: m, intent: in}, err)
+			continue
+		}
+		groups[in.User] = append(groups[in.User], item{msg: m, intent: in})
+	}
+	return groups
+}
+
+// handleUser applies one user's intents in order. Consecutive create and
+// delete intents are converged together (one applyWrites batch); purge and
+// reconcile intents each run on their own, between them.
+func (p *Publisher) handleUser(ctx context.Context, user string, items []item) {
+	stop := p.keepAlive(items)
+	defer stop()
+	for len(items) > 0 {
+		switch items[0].intent.Op {
+		case intent.OpPurge:
+			p.settle(ctx, items[0], p.engine.Purge(ctx, user, items[0].intent.DID))
+			items = items[1:]
+		case intent.OpReconcile:
+			p.settle(ctx, items[0], p.engine.SyncUser(ctx, user))
+			items = items[1:]
+		default:
+			n := 0
+			for n < len(items) && (items[n].intent.Op == intent.OpCreate || items[n].intent.Op == intent.OpDelete) {
+				n++
+			}
+			run := items[:n]
+			ids := make([]string, len(run))
+			for i, it := range run {
+				ids[i] = it.intent.MongoID
+			}
+			results := p.engine.SyncMoods(ctx, user, ids)
+			for _, it := range run {
+				p.settle(ctx, it, results[it.intent.MongoID])
+			}
+			items = items[n:]
+		}
+	}
+}
+
+// keepAlive tells JetStream the intents are still being worked on, so a
+// long batch (a slow PDS) is not redelivered to another replica meanwhile.
+func (p *Publisher) keepAlive(items []item) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(p.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, it := range items {
+					_ = it.msg.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// settle acknowledges, retries or dead-letters one intent.
+func (p *Publisher) settle(ctx context.Context, it item, err error) {
+	op := it.intent.Op
+	if op == "" {
+		op = "invalid"
+	}
+	switch {
+	case err == nil:
+		if aerr := it.msg.Ack(); aerr != nil {
+			p.log.Warn("ack failed; the intent will be redelivered", "subject", it.msg.Subject(), "err", aerr)
+		}
+		p.observe(op, OutcomeApplied)
+	case reconcile.IsPermanent(err):
+		if derr := p.deadLetter(ctx, it, err); derr != nil {
+			p.log.Error("dead-lettering failed; retrying the intent", "subject", it.msg.Subject(), "err", derr)
+			_ = it.msg.NakWithDelay(p.cfg.MinBackoff)
+			p.observe(op, OutcomeRetry)
+			return
+		}
+		_ = it.msg.Ack()
+		p.log.Warn("intent dead-lettered", "subject", it.msg.Subject(), "user", it.intent.User, "mood", it.intent.MongoID, "reason", err.Error())
+		p.observe(op, OutcomeDead)
+	case ctx.Err() != nil:
+		// Shutting down: hand it straight back for another replica.
+		_ = it.msg.Nak()
+		p.observe(op, OutcomeRetry)
+	default:
+		delivered := uint64(1)
+		if md, merr := it.msg.Metadata(); merr == nil {
+			delivered = md.NumDelivered
+		}
+		delay := p.backoff(int(delivered))
+		_ = it.msg.NakWithDelay(delay)
+		p.log.Warn("intent failed; will retry", "subject", it.msg.Subject(), "user", it.intent.User,
+			"mood", it.intent.MongoID, "delivery", delivered, "retry_in", delay, "err", err)
+		p.observe(op, OutcomeRetry)
+	}
+}
+
+// Dead-letter headers.
+const (
+	HeaderReason     = "Moodsync-Reason"
+	HeaderSubject    = "Moodsync-Subject"
+	HeaderDeliveries = "Moodsync-Deliveries"
+)
+
+func (p *Publisher) deadLetter(ctx context.Context, it item, cause error) error {
+	kind := it.intent.Op
+	switch kind {
+	case intent.OpCreate, intent.OpDelete, intent.OpPurge, intent.OpReconcile:
+	default:
+		kind = "invalid"
+	}
+	msg := nats.NewMsg(intent.DeadPrefix + kind)
+	msg.Data = it.msg.Data()
+	msg.Header.Set(HeaderReason, cause.Error())
+	msg.Header.Set(HeaderSubject, it.msg.Subject())
+	if md, err := it.msg.Metadata(); err == nil {
+		msg.Header.Set(HeaderDeliveries, strconv.FormatUint(md.NumDelivered, 10))
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_, err := p.js.PublishMsg(pctx, msg)
+	return err
+}
+
+func (p *Publisher) observe(op, outcome string) {
+	if p.Observe != nil {
+		p.Observe(op, outcome)
+	}
+}
+
+// backoff is the delay before retry n (1-based): doubling from MinBackoff
+// up to MaxBackoff, with up to 20% jitter so retries of many intents spread.
+func (p *Publisher) backoff(n int) time.Duration {
+	d := p.cfg.MinBackoff
+	for i := 1; i < n && d < p.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, p.cfg.MaxBackoff)
+	return d + time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,334 @@
+// Package reconciletest has in-memory stand-ins for the reconcile engine's
+// Mongo and PDS sides, for unit tests and benchmarks that must not measure
+// a database. They follow the real ones' compare-and-set semantics.
+package reconciletest
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+// Store is an in-memory reconcile.FirehoseStore that also keeps accounts
+// and firehose cursors, as mongostore.Store does.
+type Store struct {
+	mu       sync.Mutex
+	moods    map[string]*reconcile.Mood
+	accounts map[string]reconcile.Account // by user
+	cursors  map[string]int64
+}
+
+var _ reconcile.FirehoseStore = (*Store)(nil)
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	return &Store{
+		moods:    map[string]*reconcile.Mood{},
+		accounts: map[string]reconcile.Account{},
+		cursors:  map[string]int64{},
+	}
+}
+
+// PutMood inserts or replaces a mood.
+func (s *Store) PutMood(m reconcile.Mood) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.moods[m.ID] = &m
+}
+
+// Mood returns a copy of a mood, nil when there is none.
+func (s *Store) Mood(id string) *reconcile.Mood {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.moods[id]; m != nil {
+		c := *m
+		return &c
+	}
+	return nil
+}
+
+// PutAccount inserts or replaces a user's account.
+func (s *Store) PutAccount(a reconcile.Account) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accounts[a.User] = a
+}
+
+// Moods implements reconcile.Store.
+func (s *Store) Moods(_ context.Context, ids []string) (map[string]*reconcile.Mood, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]*reconcile.Mood, len(ids))
+	for _, id := range ids {
+		if m := s.moods[id]; m != nil {
+			c := *m
+			out[id] = &c
+		}
+	}
+	return out, nil
+}
+
+// UserMoods implements reconcile.Store.
+func (s *Store) UserMoods(_ context.Context, user string) ([]*reconcile.Mood, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*reconcile.Mood
+	for _, m := range s.moods {
+		if m.User == user {
+			c := *m
+			out = append(out, &c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *reconcile.Mood) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		return 1
+	})
+	return out, nil
+}
+
+// Account implements reconcile.Store.
+func (s *Store) Account(_ context.Context, user string) (*reconcile.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.accounts[user]; ok {
+		return &a, nil
+	}
+	return nil, nil
+}
+
+// AccountByDID returns the account holding did, or nil.
+func (s *Store) AccountByDID(_ context.Context, did string) (*reconcile.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.accounts {
+		if a.DID == did {
+			return &a, nil
+		}
+	}
+	return nil, nil
+}
+
+// Accounts returns every account.
+func (s *Store) Accounts(context.Context) ([]reconcile.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]reconcile.Account, 0, len(s.accounts))
+	for _, a := range s.accounts {
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// SetRkey implements reconcile.Store.
+func (s *Store) SetRkey(_ context.Context, id, rkey string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.moods[id]
+	if m == nil || m.Deleted || m.Rkey != "" {
+		return false, nil
+	}
+	m.Rkey = rkey
+	return true, nil
+}
+
+// ClearRkey implements reconcile.Store.
+func (s *Store) ClearRkey(_ context.Context, id, rkey string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.moods[id]
+	if m == nil || m.Rkey != rkey {
+		return false, nil
+	}
+	m.Rkey = ""
+	return true, nil
+}
+
+// DeleteUserMoods implements reconcile.Store.
+func (s *Store) DeleteUserMoods(_ context.Context, user string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for id, m := range s.moods {
+		if m.User == user {
+			delete(s.moods, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// MoodByRkey implements reconcile.FirehoseStore.
+func (s *Store) MoodByRkey(_ context.Context, user, rkey string) (*reconcile.Mood, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.moods {
+		if m.User == user && m.Rkey == rkey {
+			c := *m
+			return &c, nil
+		}
+	}
+	return nil, nil
+}
+
+// SoftDeleteByRkey implements reconcile.FirehoseStore.
+func (s *Store) SoftDeleteByRkey(_ context.Context, id, rkey string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.moods[id]
+	if m == nil || m.Rkey != rkey {
+		return false, nil
+	}
+	m.Deleted, m.Rkey = true, ""
+	return true, nil
+}
+
+// SwapRkey implements reconcile.FirehoseStore.
+func (s *Store) SwapRkey(_ context.Context, id, from, to string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.moods[id]
+	if m == nil || m.Deleted || m.Rkey != from {
+		return false, nil
+	}
+	m.Rkey = to
+	return true, nil
+}
+
+// ClearUserRkeys implements reconcile.FirehoseStore.
+func (s *Store) ClearUserRkeys(_ context.Context, user string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, m := range s.moods {
+		if m.User == user && m.Rkey != "" {
+			m.Rkey = ""
+			n++
+		}
+	}
+	return n, nil
+}
+
+// LoadCursor returns the stored position of a stream.
+func (s *Store) LoadCursor(_ context.Context, stream string) (int64, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq, ok := s.cursors[stream]
+	return seq, ok, nil
+}
+
+// SaveCursor stores the position of a stream.
+func (s *Store) SaveCursor(_ context.Context, stream string, seq int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cursors[stream] = seq
+	return nil
+}
+
+// DeleteCursor forgets the position of a stream.
+func (s *Store) DeleteCursor(_ context.Context, stream string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.cursors, stream)
+	return nil
+}
+
+// PDS is an in-memory reconcile.PDS: repos of records by DID.
+type PDS struct {
+	mu      sync.Mutex
+	repos   map[string]map[string]reconcile.Record
+	Deleted []string // rkeys deleted through DeleteRecord, in order
+}
+
+var _ reconcile.PDS = (*PDS)(nil)
+
+// NewPDS returns a PDS with no records.
+func NewPDS() *PDS { return &PDS{repos: map[string]map[string]reconcile.Record{}} }
+
+// Put stores a record as its user would write it.
+func (p *PDS) Put(did string, r reconcile.Record) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.repos[did] == nil {
+		p.repos[did] = map[string]reconcile.Record{}
+	}
+	p.repos[did][r.Rkey] = r
+}
+
+// Remove deletes a record as its user would.
+func (p *PDS) Remove(did, rkey string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.repos[did], rkey)
+}
+
+// Has reports whether a record exists.
+func (p *PDS) Has(did, rkey string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.repos[did][rkey]
+	return ok
+}
+
+// ApplyWrites implements reconcile.PDS.
+func (p *PDS) ApplyWrites(ctx context.Context, did string, writes []reconcile.Write) error {
+	for _, w := range writes {
+		var err error
+		if w.Delete {
+			err = p.DeleteRecord(ctx, did, w.Rkey)
+		} else {
+			err = p.CreateRecord(ctx, did, w.Rkey, w.Value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateRecord implements reconcile.PDS.
+func (p *PDS) CreateRecord(_ context.Context, did, rkey string, v reconcile.RecordValue) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, taken := p.repos[did][rkey]; taken {
+		return reconcile.Permanent("rkey %s taken", rkey)
+	}
+	if p.repos[did] == nil {
+		p.repos[did] = map[string]reconcile.Record{}
+	}
+	p.repos[did][rkey] = reconcile.Record{Rkey: rkey, Value: v}
+	return nil
+}
+
+// DeleteRecord implements reconcile.PDS.
+func (p *PDS) DeleteRecord(_ context.Context, did, rkey string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.repos[did], rkey)
+	p.Deleted = append(p.Deleted, rkey)
+	return nil
+}
+
+// GetRecord implements reconcile.PDS.
+func (p *PDS) GetRecord(_ context.Context, did, rkey string) (*reconcile.Record, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.repos[did][rkey]; ok {
+		return &r, nil
+	}
+	return nil, nil
+}
+
+// ListRecords implements reconcile.PDS.
+func (p *PDS) ListRecords(_ context.Context, did string) ([]reconcile.Record, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]reconcile.Record, 0, len(p.repos[did]))
+	for _, r := range p.repos[did] {
+		out = append(out, r)
+	}
+	return out, nil
+}
