@@ -1,0 +1,342 @@
+package reconcile_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
+)
+
+const (
+	alice = "auth0|alice"
+	bob   = "auth0|bob"
+	aDID  = "did:plc:alice"
+	bDID  = "did:plc:bob"
+	mood1 = "507f1f77bcf86cd799439011"
+	mood2 = "507f1f77bcf86cd799439012"
+)
+
+type parts struct {
+	store    *reconciletest.Store
+	pds      *reconciletest.PDS
+	engine   *reconcile.Engine
+	observed map[string]int
+	mu       sync.Mutex
+}
+
+func newParts() *parts {
+	p := &parts{store: reconciletest.NewStore(), pds: reconciletest.NewPDS(), observed: map[string]int{}}
+	p.engine = reconcile.NewEngine(p.store, p.pds, nil)
+	p.engine.Observe = func(action string, n int) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.observed[action] += n
+	}
+	p.store.PutAccount(reconcile.Account{User: alice, DID: aDID})
+	p.store.PutAccount(reconcile.Account{User: bob, DID: bDID})
+	return p
+}
+
+var (
+	aliceAcct = reconcile.Account{User: alice, DID: aDID}
+	bobAcct   = reconcile.Account{User: bob, DID: bDID}
+)
+
+func value(ref string) reconcile.RecordValue {
+	return reconcile.RecordValue{Type: reconcile.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: ref, MongoID: ref}
+}
+
+// write puts a record on the fake PDS and returns the op the firehose
+// would carry for it.
+func (p *parts) write(did, rkey, ref string) reconcile.Upsert {
+	v := value(ref)
+	p.pds.Put(did, reconcile.Record{Rkey: rkey, Value: v})
+	return reconcile.Upsert{Rkey: rkey, Value: &v}
+}
+
+func (p *parts) upsert(t *testing.T, acct reconcile.Account, op reconcile.Upsert, opts ...reconcile.Option) reconcile.Verdict {
+	t.Helper()
+	v, err := p.engine.ApplyUpsert(context.Background(), acct, op, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (p *parts) live(id, user, rkey string) {
+	p.store.PutMood(reconcile.Mood{ID: id, User: user, Text: "sunny", When: time.Unix(0, 0), Rkey: rkey})
+}
+
+func expect(t *testing.T, got, want reconcile.Verdict) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("verdict %s, want %s", got, want)
+	}
+}
+
+func TestApplyUpsertRepairThenReplayConfirms(t *testing.T) {
+	p := newParts()
+	p.live(mood1, alice, "")
+	op := p.write(aDID, "r1", mood1)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictRepair)
+	if got := p.store.Mood(mood1).Rkey; got != "r1" {
+		t.Fatalf("rkey %q", got)
+	}
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictConfirm)
+	if p.observed["verdict_repair"] != 1 || p.observed["verdict_confirm"] != 1 {
+		t.Fatalf("observed %v", p.observed)
+	}
+}
+
+func TestApplyUpsertDuplicateDeletesNewRecord(t *testing.T) {
+	p := newParts()
+	p.live(mood1, alice, "r1")
+	p.write(aDID, "r1", mood1)
+	op := p.write(aDID, "r2", mood1)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictDuplicate)
+	if p.pds.Has(aDID, "r2") || !p.pds.Has(aDID, "r1") {
+		t.Fatal("the duplicate should be gone and the stored record kept")
+	}
+	if got := p.store.Mood(mood1).Rkey; got != "r1" {
+		t.Fatalf("rkey %q", got)
+	}
+}
+
+func TestApplyUpsertDuplicateOfStaleRkeySwaps(t *testing.T) {
+	p := newParts()
+	p.live(mood1, alice, "r1") // r1's record was deleted, the delete not seen yet
+	op := p.write(aDID, "r2", mood1)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictDuplicate)
+	if !p.pds.Has(aDID, "r2") {
+		t.Fatal("the new record must be kept")
+	}
+	if got := p.store.Mood(mood1).Rkey; got != "r2" {
+		t.Fatalf("rkey %q, want the swap to r2", got)
+	}
+	if p.observed["stale_rkey_swap"] != 1 {
+		t.Fatalf("observed %v", p.observed)
+	}
+}
+
+func TestApplyUpsertSpoofTouchesNothing(t *testing.T) {
+	p := newParts()
+	p.live(mood1, alice, "")
+	op := p.write(bDID, "r1", mood1)
+	expect(t, p.upsert(t, bobAcct, op), reconcile.VerdictSpoof)
+	if m := p.store.Mood(mood1); m.Rkey != "" || m.Deleted {
+		t.Fatalf("alice's mood changed: %+v", m)
+	}
+	if !p.pds.Has(bDID, "r1") {
+		t.Fatal("bob's record is not ours to delete")
+	}
+}
+
+func TestApplyUpsertOrphanPolicy(t *testing.T) {
+	p := newParts()
+	p.store.PutMood(reconcile.Mood{ID: mood1, User: alice, Deleted: true})
+	op := p.write(aDID, "r1", mood1)
+	expect(t, p.upsert(t, aliceAcct, op, reconcile.KeepOrphans()), reconcile.VerdictOrphan)
+	if !p.pds.Has(aDID, "r1") {
+		t.Fatal("KeepOrphans must keep the record")
+	}
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictOrphan)
+	if p.pds.Has(aDID, "r1") {
+		t.Fatal("orphan not deleted")
+	}
+	// Hard-deleted mood: orphan too.
+	op = p.write(aDID, "r2", mood2)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictOrphan)
+	if p.pds.Has(aDID, "r2") {
+		t.Fatal("orphan of a hard-deleted mood not deleted")
+	}
+}
+
+func TestApplyUpsertOrphanRewrittenIsNotDeleted(t *testing.T) {
+	p := newParts()
+	p.live(mood2, alice, "r1")
+	op := p.write(aDID, "r1", mood1) // the event: r1 named mood1, now gone
+	p.write(aDID, "r1", mood2)       // since rewritten for mood2
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictOrphan)
+	if !p.pds.Has(aDID, "r1") {
+		t.Fatal("a replayed orphan verdict deleted a record that now belongs to another mood")
+	}
+}
+
+func TestApplyUpsertInvalid(t *testing.T) {
+	p := newParts()
+	p.live(mood1, alice, "")
+	bad := value("not-hex")
+	for _, op := range []reconcile.Upsert{
+		{Rkey: "r1", Invalid: "not CBOR"},
+		{Rkey: "r2", Value: &bad},
+	} {
+		expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictInvalid)
+	}
+	if p.observed["verdict_invalid"] != 2 {
+		t.Fatalf("observed %v", p.observed)
+	}
+}
+
+// lossyStore makes the first SetRkey lose its compare-and-set to a
+// concurrent publisher that stores its own record.
+type lossyStore struct {
+	*reconciletest.Store
+	pds  *reconciletest.PDS
+	once sync.Once
+}
+
+func (s *lossyStore) SetRkey(ctx context.Context, id, rkey string) (bool, error) {
+	lost := false
+	s.once.Do(func() {
+		s.pds.Put(aDID, reconcile.Record{Rkey: "pub", Value: value(id)})
+		s.Store.SetRkey(ctx, id, "pub")
+		lost = true
+	})
+	if lost {
+		return false, nil
+	}
+	return s.Store.SetRkey(ctx, id, rkey)
+}
+
+func TestApplyUpsertLostRaceDecidesAgain(t *testing.T) {
+	p := newParts()
+	p.engine.Store = &lossyStore{Store: p.store, pds: p.pds}
+	p.live(mood1, alice, "")
+	op := p.write(aDID, "r1", mood1)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictDuplicate)
+	if got := p.store.Mood(mood1).Rkey; got != "pub" {
+		t.Fatalf("rkey %q: the publisher's record must win", got)
+	}
+	if p.pds.Has(aDID, "r1") {
+		t.Fatal("the losing record must be deleted")
+	}
+}
+
+func TestApplyDelete(t *testing.T) {
+	p := newParts()
+	ctx := context.Background()
+	p.live(mood1, alice, "r1")
+	p.store.PutMood(reconcile.Mood{ID: mood2, User: alice, Deleted: true, Rkey: "r2"})
+
+	// A replayed delete of a record that exists again changes nothing.
+	p.write(aDID, "r1", mood1)
+	v, err := p.engine.ApplyDelete(ctx, aliceAcct, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, v, reconcile.VerdictIgnore)
+	if m := p.store.Mood(mood1); m.Deleted || m.Rkey != "r1" {
+		t.Fatalf("mood changed: %+v", m)
+	}
+
+	p.pds.Remove(aDID, "r1")
+	v, _ = p.engine.ApplyDelete(ctx, aliceAcct, "r1")
+	expect(t, v, reconcile.VerdictPDSDelete)
+	if m := p.store.Mood(mood1); !m.Deleted || m.Rkey != "" {
+		t.Fatalf("want soft-deleted with atproto unset: %+v", m)
+	}
+	v, _ = p.engine.ApplyDelete(ctx, aliceAcct, "r2")
+	expect(t, v, reconcile.VerdictClear)
+	if m := p.store.Mood(mood2); m.Rkey != "" {
+		t.Fatalf("want atproto unset: %+v", m)
+	}
+	// Replays find nothing to do.
+	for _, rk := range []string{"r1", "r2"} {
+		v, _ = p.engine.ApplyDelete(ctx, aliceAcct, rk)
+		expect(t, v, reconcile.VerdictIgnore)
+	}
+	// Bob deleting a record with the same rkey does not touch Alice.
+	p.live(mood1, alice, "r1")
+	v, _ = p.engine.ApplyDelete(ctx, bobAcct, "r1")
+	expect(t, v, reconcile.VerdictIgnore)
+}
+
+func TestAccountDeleted(t *testing.T) {
+	p := newParts()
+	p.live(mood1, alice, "r1")
+	p.live(mood2, bob, "r2")
+	n, err := p.engine.AccountDeleted(context.Background(), aliceAcct)
+	if err != nil || n != 1 {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	if p.store.Mood(mood1).Rkey != "" || p.store.Mood(mood2).Rkey != "r2" {
+		t.Fatal("only alice's moods lose atproto")
+	}
+}
+
+func TestReconcileUser(t *testing.T) {
+	p := newParts()
+	const (
+		repaired  = "507f1f77bcf86cd799439001"
+		stale     = "507f1f77bcf86cd799439002"
+		cleared   = "507f1f77bcf86cd799439003"
+		confirmed = "507f1f77bcf86cd799439004"
+		gone      = "507f1f77bcf86cd799439005"
+		bobs      = "507f1f77bcf86cd799439006"
+	)
+	p.live(repaired, alice, "")
+	p.write(aDID, "a1", repaired)
+	p.write(aDID, "a2", repaired) // second record of one mood: duplicate
+	p.live(stale, alice, "s1")    // record deleted while the firehose was away
+	p.store.PutMood(reconcile.Mood{ID: cleared, User: alice, Deleted: true, Rkey: "c1"})
+	p.live(confirmed, alice, "k1")
+	p.write(aDID, "k1", confirmed)
+	p.write(aDID, "o1", gone) // orphan
+	p.live(bobs, bob, "")
+	p.write(aDID, "x1", bobs) // spoof
+	p.pds.Put(aDID, reconcile.Record{Rkey: "i1", Invalid: "record fields have the wrong types"})
+
+	tally, err := p.engine.ReconcileUser(context.Background(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := reconcile.Tally{
+		reconcile.VerdictRepair: 1, reconcile.VerdictDuplicate: 1, reconcile.VerdictConfirm: 1,
+		reconcile.VerdictOrphan: 1, reconcile.VerdictSpoof: 1, reconcile.VerdictInvalid: 1,
+		reconcile.VerdictPDSDelete: 1, reconcile.VerdictClear: 1,
+	}
+	for v, n := range want {
+		if tally[v] != n {
+			t.Errorf("%s: %d, want %d (tally %v)", v, tally[v], n, tally)
+		}
+	}
+	if got := p.store.Mood(repaired).Rkey; got != "a1" {
+		t.Errorf("repaired rkey %q, want the oldest record a1", got)
+	}
+	if m := p.store.Mood(stale); !m.Deleted || m.Rkey != "" {
+		t.Errorf("stale: %+v", m)
+	}
+	if m := p.store.Mood(cleared); m.Rkey != "" {
+		t.Errorf("cleared: %+v", m)
+	}
+	if m := p.store.Mood(bobs); m.Rkey != "" {
+		t.Errorf("bob's mood touched: %+v", m)
+	}
+	slices.Sort(p.pds.Deleted)
+	if !slices.Equal(p.pds.Deleted, []string{"a2", "o1"}) {
+		t.Errorf("deleted records %v, want [a2 o1]", p.pds.Deleted)
+	}
+
+	// A second run finds everything in agreement.
+	tally, err = p.engine.ReconcileUser(context.Background(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, n := range tally {
+		if v != reconcile.VerdictConfirm && v != reconcile.VerdictSpoof && v != reconcile.VerdictInvalid && n > 0 {
+			t.Errorf("second run: %s %d (tally %v)", v, n, tally)
+		}
+	}
+}
+
+func TestReconcileUserWithoutAccount(t *testing.T) {
+	p := newParts()
+	_, err := p.engine.ReconcileUser(context.Background(), "auth0|nobody")
+	if !reconcile.IsPermanent(err) {
+		t.Fatalf("want a permanent error, got %v", err)
+	}
+}
