@@ -44,7 +44,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 func (m *metrics) intent(op, outcome string) { m.intents.WithLabelValues(op, outcome).Inc() }
 
-func (m *metrics) engineAction(action string, n int) { m.actions.WithLabelValues(action).Add(float64(n)) }
+func (m *metrics) engineAction(action string, n int) {
+	m.actions.WithLabelValues(action).Add(float64(n))
+}
 
 func (m *metrics) instrumentPDS(c *pdsclient.Client) {
 	c.OnLogin = func(string) { m.logins.Inc() }

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
+	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/mongostore"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s:\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
+	}
+}
+
+// clearEnv unsets every MOODSYNC_ variable for the test, so a developer's
+// own settings cannot change flag defaults shown in golden files.
+func clearEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "MOODSYNC_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func TestCLIOutputGolden(t *testing.T) {
+	clearEnv(t)
+	cases := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"usage.golden", []string{"--help"}, 0},
+		{"no-args.golden", nil, 2},
+		{"unknown-command.golden", []string{"frobnicate"}, 2},
+		{"run-help.golden", []string{"run", "-h"}, 0},
+		{"run-no-pds.golden", []string{"run"}, 1},
+		{"publish-help.golden", []string{"publish", "--help"}, 0},
+		{"publish-bad-id.golden", []string{"publish", "create", "--user", "auth0|1", "--mood", "xyz"}, 1},
+		{"publish-unknown-op.golden", []string{"publish", "zap", "--user", "auth0|1"}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			code := Main(context.Background(), c.args, &out, &out)
+			if code != c.code {
+				t.Errorf("exit code %d, want %d; output:\n%s", code, c.code, out.String())
+			}
+			golden(t, c.name, out.Bytes())
+		})
+	}
+}
+
+func TestFirehoseURLFromPDSURL(t *testing.T) {
+	for pds, want := range map[string]string{
+		"http://127.0.0.1:2583":    "ws://127.0.0.1:2583/xrpc/com.atproto.sync.subscribeRepos",
+		"https://pds.example.com":  "wss://pds.example.com/xrpc/com.atproto.sync.subscribeRepos",
+		"https://example.com/pds/": "wss://example.com/pds/xrpc/com.atproto.sync.subscribeRepos",
+	} {
+		cfg := Config{PDSURL: pds}
+		got, err := cfg.firehoseURL()
+		if err != nil || got != want {
+			t.Errorf("firehoseURL(%s) = %s, %v; want %s", pds, got, err, want)
+		}
+	}
+	if got := redactURL("mongodb://app:s3cret@db:27017/x"); strings.Contains(got, "s3cret") {
+		t.Errorf("password not redacted: %s", got)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// daemon runs `moodsync run` in-process on embedded defaults (free ports)
+// until stop, which is what SIGTERM does: it cancels the context.
+type daemon struct {
+	t      *testing.T
+	env    []string
+	logs   syncWriter
+	cancel context.CancelFunc
+	code   chan int
+}
+
+func (d *daemon) start() {
+	d.t.Helper()
+	for _, kv := range d.env {
+		k, v, _ := strings.Cut(kv, "=")
+		d.t.Setenv(k, v)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.code = make(chan int, 1)
+	cmd := &runCommand{stdout: &d.logs, stderr: &d.logs, ready: make(chan struct{})}
+	go func() {
+		err := cmd.Run(ctx, nil)
+		code := 0
+		if err != nil {
+			d.t.Logf("run: %v", err)
+			code = 1
+		}
+		d.code <- code
+	}()
+	select {
+	case <-cmd.ready:
+	case <-d.code:
+		d.t.Fatalf("daemon exited during start:\n%s", d.logs.String())
+	case <-time.After(60 * time.Second):
+		d.t.Fatal("daemon not ready within 60s")
+	}
+}
+
+func (d *daemon) stop() int {
+	d.cancel()
+	select {
+	case code := <-d.code:
+		return code
+	case <-time.After(60 * time.Second):
+		d.t.Fatal("daemon did not stop within 60s")
+		return -1
+	}
+}
+
+func TestRunRestartOnEmbeddedDefaultsKeepsOneRecord(t *testing.T) {
+	clearEnv(t)
+	pds := devenv.NeedPDS(t)
+	d := &daemon{t: t, env: []string{
+		"MOODSYNC_PDS_URL=" + pds.URL,
+		"MOODSYNC_PLC_URL=" + pds.PLCURL,
+		"MOODSYNC_EMBED_MONGO_ADDR=" + freeAddr(t),
+		"MOODSYNC_EMBED_NATS_ADDR=" + freeAddr(t),
+		"MOODSYNC_HTTP_ADDR=" + freeAddr(t),
+		"MOODSYNC_DATA_DIR=" + t.TempDir(),
+		"MOODSYNC_LOG_FORMAT=text",
+	}}
+	d.start()
+	store, err := mongostore.Connect("mongodb://"+os.Getenv("MOODSYNC_EMBED_MONGO_ADDR")+"/", "aesthetic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close(context.Background())
+	alice := pds.CreateUser(t, store)
+	id := devenv.InsertMood(t, store, alice.User, "restart-proof", time.Now())
+	publish := func() {
+		var out bytes.Buffer
+		if code := Main(context.Background(), []string{"publish", "create", "--user", alice.User, "--mood", id}, &out, &out); code != 0 {
+			t.Fatalf("publish: exit %d: %s", code, out.String())
+		}
+	}
+	mood := func() *reconcile.Mood {
+		m, err := store.Moods(context.Background(), []string{id})
+		if err != nil {
+			return nil
+		}
+		return m[id]
+	}
+
+	publish()
+	devenv.Eventually(t, 20*time.Second, "mood synced", func() bool { m := mood(); return m != nil && m.Rkey != "" })
+	publish()
+	if code := d.stop(); code != 0 {
+		t.Fatalf("run exited %d after stop; logs:\n%s", code, d.logs.String())
+	}
+	// The embedded servers are down with the daemon; an intent published
+	// now waits in JetStream's files for the next start.
+	d.start()
+	publish()
+	rkey := mood().Rkey
+	devenv.Eventually(t, 20*time.Second, "intents applied after restart", func() bool {
+		recs, err := pds.Records(context.Background(), alice.DID)
+		return err == nil && len(recs) == 1 && recs[0].Rkey == rkey && strings.Contains(d.logs.String(), "moodsync running")
+	})
+	if code := d.stop(); code != 0 {
+		t.Fatalf("run exited %d", code)
+	}
+	for _, want := range []string{"started embedded NATS JetStream", "started embedded Mongo-wire server", "moodsync stopped"} {
+		if !strings.Contains(d.logs.String(), want) {
+			t.Errorf("logs lack %q", want)
+		}
+	}
+	if strings.Contains(d.logs.String(), alice.Password) {
+		t.Error("a PDS password reached the logs")
+	}
+}
