@@ -33,6 +33,11 @@ func StartNATS(addr, dir string) (*NATS, error) {
 	if err != nil {
 		return nil, err
 	}
+	if port == 0 {
+		// nats-server reads 0 as "the default port, 4222"; -1 asks for a
+		// free one, which is what port 0 means everywhere else.
+		port = natsserver.RANDOM_PORT
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
