@@ -1,0 +1,99 @@
+package consumer
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+// accounts is the DID → user map of `users.atproto.did`. The whole map is
+// loaded at start and reloaded on a miss at most once per refresh interval,
+// so a relay's stream of foreign DIDs costs one map lookup each, while a
+// user whose row appears later is picked up within the interval. One DID is
+// looked up directly on its #identity and #account events.
+type accounts struct {
+	store   Store
+	refresh time.Duration
+
+	mu       sync.RWMutex
+	byDID    map[string]reconcile.Account
+	loadedAt time.Time
+}
+
+func newAccounts(store Store, refresh time.Duration) *accounts {
+	return &accounts{store: store, refresh: refresh, byDID: map[string]reconcile.Account{}}
+}
+
+// get returns the account of did from the map alone.
+func (a *accounts) get(did string) (reconcile.Account, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	acct, ok := a.byDID[did]
+	return acct, ok
+}
+
+// stale reports whether a miss may reload the map.
+func (a *accounts) stale(now time.Time) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return now.Sub(a.loadedAt) >= a.refresh
+}
+
+// load replaces the map with the store's users and returns the accounts
+// that were not in it before (none on the first load).
+func (a *accounts) load(ctx context.Context) ([]reconcile.Account, error) {
+	list, err := a.store.Accounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fresh := make(map[string]reconcile.Account, len(list))
+	for _, acct := range list {
+		if acct.DID != "" {
+			fresh[acct.DID] = acct
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var added []reconcile.Account
+	if !a.loadedAt.IsZero() {
+		for did, acct := range fresh {
+			if old, ok := a.byDID[did]; !ok || old.User != acct.User {
+				added = append(added, acct)
+			}
+		}
+	}
+	a.byDID = fresh
+	a.loadedAt = time.Now()
+	return added, nil
+}
+
+// lookup reads one DID from the store and updates the map. added says the
+// DID was not mapped to this user before.
+func (a *accounts) lookup(ctx context.Context, did string) (acct *reconcile.Account, added bool, err error) {
+	acct, err = a.store.AccountByDID(ctx, did)
+	if err != nil {
+		return nil, false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old, had := a.byDID[did]
+	if acct == nil {
+		delete(a.byDID, did)
+		return nil, false, nil
+	}
+	a.byDID[did] = *acct
+	return acct, !had || old.User != acct.User, nil
+}
+
+// all returns every mapped account.
+func (a *accounts) all() []reconcile.Account {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := make([]reconcile.Account, 0, len(a.byDID))
+	for _, acct := range a.byDID {
+		out = append(out, acct)
+	}
+	return out
+}

@@ -1,0 +1,423 @@
+// Package consumer follows a firehose (com.atproto.sync.subscribeRepos of
+// the app's PDS, or a relay) and hands every computer.aesthetic.mood op of
+// the app's users to the reconcile engine, which confirms or repairs Mongo.
+//
+// It keeps each repo's commit chain and reconciles a whole user when the
+// chain breaks, on #sync and on tooBig; it reconciles every user on a first
+// start and when the cursor is outdated, so no gap goes unrepaired. Its
+// cursor is stored in moodsync_cursors, never past an event not handled.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/identity"
+	"github.com/bluesky-social/indigo/events"
+	"github.com/bluesky-social/indigo/events/schedulers/sequential"
+	"github.com/gorilla/websocket"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+// Engine is the reconcile engine's firehose side (*reconcile.Engine).
+type Engine interface {
+	ApplyUpsert(ctx context.Context, acct reconcile.Account, op reconcile.Upsert, opts ...reconcile.Option) (reconcile.Verdict, error)
+	ApplyDelete(ctx context.Context, acct reconcile.Account, rkey string) (reconcile.Verdict, error)
+	AccountDeleted(ctx context.Context, acct reconcile.Account) (int64, error)
+	ReconcileUser(ctx context.Context, user string, opts ...reconcile.Option) (reconcile.Tally, error)
+}
+
+// Store is the consumer's own Mongo state: the DID → user map and the
+// firehose cursor (*mongostore.Store).
+type Store interface {
+	AccountByDID(ctx context.Context, did string) (*reconcile.Account, error)
+	Accounts(ctx context.Context) ([]reconcile.Account, error)
+	LoadCursor(ctx context.Context, stream string) (int64, bool, error)
+	SaveCursor(ctx context.Context, stream string, seq int64) error
+	DeleteCursor(ctx context.Context, stream string) error
+}
+
+// DefaultPLCURL is the public did:plc directory.
+const DefaultPLCURL = "https://plc.directory"
+
+// MaxFrameBytes bounds one websocket message. A commit carries at most 2 MB
+// of blocks; anything far larger is not a frame we should hold in memory.
+const MaxFrameBytes = 5 << 20
+
+// Config configures a Consumer. Zero values are the defaults.
+type Config struct {
+	// FirehoseURL is the subscribeRepos endpoint (ws:// or wss://); see
+	// FirehoseURL for deriving it from the PDS URL.
+	FirehoseURL string
+	// PLCURL is the did:plc directory that signing keys are resolved from.
+	PLCURL string
+	// Directory overrides the DID directory built from PLCURL.
+	Directory identity.Directory
+	// SkipVerify turns off signature and MST checks of commits (only for a
+	// trusted, private link to the PDS).
+	SkipVerify bool
+	// KeepOrphans turns off deleting records whose mood is gone.
+	KeepOrphans bool
+	// SaveEvery is how often the cursor is stored (default 1s).
+	SaveEvery time.Duration
+	// AccountsRefresh is how often a DID not in the users map may reload
+	// the map (default 10s).
+	AccountsRefresh time.Duration
+	// MaxBackoff caps the wait between reconnects and retries (default 30s).
+	MaxBackoff time.Duration
+	Log        *slog.Logger
+}
+
+// FirehoseURL derives the subscribeRepos URL of a PDS from its base URL:
+// http → ws, https → wss.
+func FirehoseURL(pdsURL string) (string, error) {
+	u, err := url.Parse(strings.TrimRight(pdsURL, "/"))
+	if err != nil {
+		return "", fmt.Errorf("PDS URL: %w", err)
+	}
+	switch u.Scheme {
+	case "http", "ws":
+		u.Scheme = "ws"
+	case "https", "wss":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("PDS URL %q: scheme must be http(s) or ws(s)", pdsURL)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("PDS URL %q has no host", pdsURL)
+	}
+	u.Path = "/xrpc/com.atproto.sync.subscribeRepos"
+	u.RawQuery, u.Fragment = "", ""
+	return u.String(), nil
+}
+
+// Consumer follows one firehose. Run it once.
+type Consumer struct {
+	cfg      Config
+	engine   Engine
+	store    Store
+	log      *slog.Logger
+	stream   string // cursor key: the firehose URL
+	accounts *accounts
+	verifier *verifier
+	opts     []reconcile.Option
+	stats    counters
+
+	handled  atomic.Int64 // seq of the last event handled
+	firstSeq atomic.Int64 // seq of the first event handled by this run
+	saved    atomic.Int64 // seq last stored
+	// fullPending is set while an all-users reconcile is owed: until it
+	// completes, the cursor is not stored, so a crash repeats it.
+	fullPending atomic.Bool
+	fullKick    chan struct{}
+	connected   atomic.Bool
+
+	chains map[string]chainLink // by DID; only the handler goroutine uses it
+
+	// resetCursor is set when the server says our cursor is in its future.
+	resetCursor atomic.Bool
+	// skipFinalSave makes Run end without storing the cursor, as a killed
+	// process would (tests).
+	skipFinalSave bool
+}
+
+// New returns a consumer; Run starts it.
+func New(cfg Config, engine Engine, store Store) (*Consumer, error) {
+	if cfg.FirehoseURL == "" {
+		return nil, errors.New("consumer: no firehose URL")
+	}
+	u, err := url.Parse(cfg.FirehoseURL)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+		return nil, fmt.Errorf("consumer: firehose URL %q must be ws:// or wss://", cfg.FirehoseURL)
+	}
+	u.RawQuery, u.Fragment = "", ""
+	if cfg.PLCURL == "" {
+		cfg.PLCURL = DefaultPLCURL
+	}
+	if cfg.SaveEvery <= 0 {
+		cfg.SaveEvery = time.Second
+	}
+	if cfg.AccountsRefresh <= 0 {
+		cfg.AccountsRefresh = 10 * time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	c := &Consumer{
+		cfg:      cfg,
+		engine:   engine,
+		store:    store,
+		log:      cfg.Log.With("component", "consumer"),
+		stream:   u.String(),
+		accounts: newAccounts(store, cfg.AccountsRefresh),
+		fullKick: make(chan struct{}, 1),
+		chains:   map[string]chainLink{},
+	}
+	if !cfg.SkipVerify {
+		dir := cfg.Directory
+		if dir == nil {
+			base := &identity.BaseDirectory{
+				PLCURL:                 strings.TrimRight(cfg.PLCURL, "/"),
+				SkipHandleVerification: true,
+				HTTPClient:             http.Client{Timeout: 10 * time.Second},
+				UserAgent:              "moodsync",
+			}
+			dir = identity.NewCacheDirectory(base, 100_000, 24*time.Hour, time.Minute, time.Minute)
+		}
+		c.verifier = &verifier{dir: dir}
+	}
+	if cfg.KeepOrphans {
+		c.opts = append(c.opts, reconcile.KeepOrphans())
+	}
+	return c, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Consumer) Stats() Stats {
+	s := c.stats.snapshot()
+	s.FirstSeq = c.firstSeq.Load()
+	s.Cursor = c.handled.Load()
+	s.SavedCursor = c.saved.Load()
+	return s
+}
+
+// Ready reports whether the consumer is connected and owes no all-users
+// reconcile (for /readyz).
+func (c *Consumer) Ready() bool { return c.connected.Load() && !c.fullPending.Load() }
+
+// Run follows the firehose until ctx ends, reconnecting with backoff. It
+// stores the cursor at least every SaveEvery and once more on the way out.
+// It returns nil when ctx ends, an error only if it cannot start.
+func (c *Consumer) Run(ctx context.Context) error {
+	var seq int64
+	var ok bool
+	err := c.retry(ctx, "load cursor", func() error {
+		var err error
+		seq, ok, err = c.store.LoadCursor(ctx, c.stream)
+		return err
+	})
+	if err != nil {
+		return nil // ctx ended
+	}
+	if err := c.retry(ctx, "load users", func() error { _, err := c.accounts.load(ctx); return err }); err != nil {
+		return nil
+	}
+	if ok {
+		c.handled.Store(seq)
+		c.saved.Store(seq)
+		c.log.Info("resuming firehose", "stream", c.stream, "cursor", seq)
+	} else {
+		c.log.Info("first start on this firehose: reconciling every user", "stream", c.stream)
+		c.fullPending.Store(true)
+		c.kickFull()
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.fullReconciler(ctx) }()
+	go func() { defer wg.Done(); c.saver(ctx) }()
+	c.follow(ctx)
+	wg.Wait()
+	if !c.skipFinalSave {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		c.saveCursor(sctx)
+	}
+	return nil
+}
+
+// follow connects and reads until ctx ends.
+func (c *Consumer) follow(ctx context.Context) {
+	backoff := newBackoff(250*time.Millisecond, c.cfg.MaxBackoff)
+	for ctx.Err() == nil {
+		if c.resetCursor.Swap(false) {
+			c.forgetCursor(ctx)
+		}
+		start := time.Now()
+		before := c.handled.Load()
+		err := c.connectOnce(ctx)
+		c.connected.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute || c.handled.Load() != before {
+			backoff.reset()
+		}
+		wait := backoff.next()
+		c.stats.reconnects.Add(1)
+		c.log.Warn("firehose connection ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// forgetCursor drops a cursor the server no longer knows: the stream is
+// followed live and every user reconciled, as on a first start.
+func (c *Consumer) forgetCursor(ctx context.Context) {
+	c.log.Warn("firehose says the cursor is in its future (server reset?): following live and reconciling every user")
+	if err := c.store.DeleteCursor(ctx, c.stream); err != nil {
+		c.log.Error("could not delete the stored cursor", "err", err)
+	}
+	c.handled.Store(0)
+	c.saved.Store(0)
+	c.chains = map[string]chainLink{}
+	c.fullPending.Store(true)
+	c.kickFull()
+}
+
+func (c *Consumer) connectOnce(ctx context.Context) error {
+	u := c.stream
+	if seq := c.handled.Load(); seq > 0 {
+		u += "?cursor=" + strconv.FormatInt(seq, 10)
+	}
+	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment}
+	con, resp, err := dialer.DialContext(ctx, u, http.Header{"User-Agent": []string{"moodsync"}})
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", c.stream, err)
+	}
+	con.SetReadLimit(MaxFrameBytes)
+	c.connected.Store(true)
+	c.log.Info("following firehose", "stream", c.stream, "cursor", c.handled.Load())
+	sched := sequential.NewScheduler("moodsync", c.handle)
+	return events.HandleRepoStream(ctx, con, sched, c.log)
+}
+
+// saver stores the cursor every SaveEvery.
+func (c *Consumer) saver(ctx context.Context) {
+	t := time.NewTicker(c.cfg.SaveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.saveCursor(ctx)
+		}
+	}
+}
+
+// saveCursor stores the last handled seq, unless an all-users reconcile is
+// still owed (then a restart must start over, not resume past the gap).
+func (c *Consumer) saveCursor(ctx context.Context) {
+	seq := c.handled.Load()
+	if seq <= c.saved.Load() || c.fullPending.Load() {
+		return
+	}
+	if err := c.store.SaveCursor(ctx, c.stream, seq); err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("could not store the firehose cursor", "err", err)
+		}
+		return
+	}
+	c.saved.Store(seq)
+}
+
+func (c *Consumer) kickFull() {
+	select {
+	case c.fullKick <- struct{}{}:
+	default:
+	}
+}
+
+// fullReconciler reconciles every user when kicked. It runs beside the
+// stream rather than before it: events handled meanwhile and the reconcile
+// are both idempotent and serialised per user by the engine, and the
+// stream is not left to back up on the server while thousands of repos are
+// listed.
+func (c *Consumer) fullReconciler(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.fullKick:
+		}
+		if err := c.retry(ctx, "reload users", func() error { _, err := c.accounts.load(ctx); return err }); err != nil {
+			return
+		}
+		all := c.accounts.all()
+		c.log.Info("reconciling every user", "users", len(all))
+		c.stats.fullReconciles.Add(1)
+		for _, acct := range all {
+			if err := c.reconcileUser(ctx, acct, "full reconcile"); err != nil {
+				return
+			}
+		}
+		c.fullPending.Store(false)
+		c.log.Info("every user reconciled", "users", len(all))
+	}
+}
+
+// reconcileUser runs the engine's whole-user reconcile, retrying transient
+// failures. It returns an error only when ctx ends.
+func (c *Consumer) reconcileUser(ctx context.Context, acct reconcile.Account, why string) error {
+	c.stats.userReconciles.Add(1)
+	c.log.Info("reconciling user", "user", acct.User, "did", acct.DID, "why", why)
+	return c.retry(ctx, "reconcile "+acct.User, func() error {
+		tally, err := c.engine.ReconcileUser(ctx, acct.User, c.opts...)
+		c.stats.tally(tally)
+		return err
+	})
+}
+
+// retry runs fn until it succeeds, fails permanently (logged, counted and
+// given up: the input can never be applied) or ctx ends (returned).
+func (c *Consumer) retry(ctx context.Context, what string, fn func() error) error {
+	backoff := newBackoff(100*time.Millisecond, c.cfg.MaxBackoff)
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if reconcile.IsPermanent(err) {
+			c.stats.errors.Add(1)
+			c.log.Error("giving up", "what", what, "err", err)
+			return nil
+		}
+		wait := backoff.next()
+		c.log.Warn("failed; retrying", "what", what, "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// backoff is exponential with full jitter, so many consumers restarted
+// together do not reconnect in step.
+type backoff struct {
+	base, max, cur time.Duration
+}
+
+func newBackoff(base, max time.Duration) *backoff { return &backoff{base: base, max: max, cur: base} }
+
+func (b *backoff) next() time.Duration {
+	d := b.cur/2 + rand.N(b.cur/2+1)
+	b.cur = min(b.cur*2, b.max)
+	return d
+}
+
+func (b *backoff) reset() { b.cur = b.base }

@@ -1,0 +1,354 @@
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	comatproto "github.com/bluesky-social/indigo/api/atproto"
+	"github.com/bluesky-social/indigo/atproto/repo"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/bluesky-social/indigo/events"
+	"github.com/ipfs/go-cid"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+// moodPrefix is the start of every mood record's repo path.
+const moodPrefix = reconcile.Collection + "/"
+
+// chainLink is where a repo's commit chain stands: the next commit must
+// name this rev as `since` and this MST root as `prevData`.
+type chainLink struct {
+	rev  string
+	data cid.Cid
+}
+
+// errStreamEnd ends the connection on purpose (an error frame).
+var errStreamEnd = errors.New("firehose sent an error frame")
+
+// handle is called by the sequential scheduler for every frame, in order.
+// Returning an error ends the connection without marking the event handled;
+// so does ctx ending. Bad input is never an error: it is counted, logged
+// and skipped.
+func (c *Consumer) handle(ctx context.Context, xev *events.XRPCStreamEvent) error {
+	var seq int64
+	var err error
+	switch {
+	case xev.RepoCommit != nil:
+		seq, err = xev.RepoCommit.Seq, c.onCommit(ctx, xev.RepoCommit)
+	case xev.RepoSync != nil:
+		seq, err = xev.RepoSync.Seq, c.onSync(ctx, xev.RepoSync)
+	case xev.RepoIdentity != nil:
+		seq, err = xev.RepoIdentity.Seq, c.onIdentity(ctx, xev.RepoIdentity)
+	case xev.RepoAccount != nil:
+		seq, err = xev.RepoAccount.Seq, c.onAccount(ctx, xev.RepoAccount)
+	case xev.RepoInfo != nil:
+		c.onInfo(xev.RepoInfo)
+	case xev.Error != nil:
+		return c.onError(xev.Error)
+	}
+	if err != nil {
+		return err
+	}
+	c.stats.events.Add(1)
+	if seq > 0 {
+		c.firstSeq.CompareAndSwap(0, seq)
+		c.handled.Store(seq)
+	}
+	return nil
+}
+
+// account returns the account of did, or ok=false for a DID that is not one
+// of our users. A miss may reload the users map (throttled); users found
+// new by the reload are reconciled in full, since their earlier events
+// were dropped.
+func (c *Consumer) account(ctx context.Context, did string) (reconcile.Account, bool, error) {
+	if acct, ok := c.accounts.get(did); ok {
+		return acct, true, nil
+	}
+	if !c.accounts.stale(time.Now()) {
+		return reconcile.Account{}, false, nil
+	}
+	var added []reconcile.Account
+	err := c.retry(ctx, "reload users", func() error {
+		var err error
+		added, err = c.accounts.load(ctx)
+		return err
+	})
+	if err != nil {
+		return reconcile.Account{}, false, err
+	}
+	for _, acct := range added {
+		if acct.DID == did {
+			continue // this event's own handling covers it from here
+		}
+		if err := c.reconcileUser(ctx, acct, "new user"); err != nil {
+			return reconcile.Account{}, false, err
+		}
+	}
+	acct, ok := c.accounts.get(did)
+	return acct, ok, nil
+}
+
+func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Commit) error {
+	acct, ok, err := c.account(ctx, evt.Repo)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		c.stats.dropped.Add(1)
+		return nil
+	}
+	c.stats.commits.Add(1)
+
+	prev, known := c.chains[evt.Repo]
+	if known && evt.Rev <= prev.rev {
+		// At or behind where this repo stands: a replay after a reconnect.
+		c.stats.replayed.Add(1)
+		return nil
+	}
+	if evt.TooBig {
+		// The frame does not carry the ops: read the repo instead.
+		c.stats.tooBig.Add(1)
+		delete(c.chains, evt.Repo)
+		return c.reconcileUser(ctx, acct, "tooBig commit")
+	}
+
+	// Filter on the op path first: most commits carry no mood op, and for
+	// those nothing but the commit block is read.
+	var moodOps []*comatproto.SyncSubscribeRepos_RepoOp
+	for _, op := range evt.Ops {
+		if op != nil && strings.HasPrefix(op.Path, moodPrefix) {
+			moodOps = append(moodOps, op)
+		}
+	}
+
+	commit, blocks, err := c.readCommit(ctx, evt)
+	if err != nil {
+		if errors.Is(err, errKeyLookup) {
+			return err // the directory is down: retry on reconnect
+		}
+		// A commit we cannot read or trust is not acted on; the repo
+		// itself, read over XRPC, says what is true.
+		c.stats.badCommits.Add(1)
+		c.log.Warn("commit failed verification; reconciling the user instead", "did", evt.Repo, "seq", evt.Seq, "rev", evt.Rev, "err", err)
+		delete(c.chains, evt.Repo)
+		return c.reconcileUser(ctx, acct, "unverifiable commit")
+	}
+	if known && !follows(prev, evt) {
+		c.stats.chainBreaks.Add(1)
+		c.log.Warn("commit chain broken; reconciling the user", "did", evt.Repo, "seq", evt.Seq, "rev", evt.Rev, "lastRev", prev.rev)
+		if err := c.reconcileUser(ctx, acct, "broken chain"); err != nil {
+			return err
+		}
+		c.chains[evt.Repo] = chainLink{rev: evt.Rev, data: commit.Data}
+		return nil
+	}
+
+	for _, op := range moodOps {
+		if err := c.applyOp(ctx, acct, op, blocks, evt.Blocks); err != nil {
+			return err
+		}
+	}
+	c.chains[evt.Repo] = chainLink{rev: evt.Rev, data: commit.Data}
+	return nil
+}
+
+// follows reports whether the commit continues the chain at prev.
+func follows(prev chainLink, evt *comatproto.SyncSubscribeRepos_Commit) bool {
+	if evt.Since != nil && *evt.Since != prev.rev {
+		return false
+	}
+	if evt.PrevData != nil && cid.Cid(*evt.PrevData) != prev.data {
+		return false
+	}
+	return true
+}
+
+// readCommit returns the frame's commit, verified unless verification is
+// off. blocks is the frame's checked block index when verified, nil when
+// blocks are to be read from the CAR as they are.
+func (c *Consumer) readCommit(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Commit) (*repo.Commit, blockMap, error) {
+	if c.verifier != nil {
+		return c.verifier.verifyCommit(ctx, evt)
+	}
+	raw, err := carBlock(evt.Blocks, cid.Cid(evt.Commit))
+	if err != nil {
+		return nil, nil, err
+	}
+	commit, err := decodeCommit(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if commit.DID != evt.Repo {
+		return nil, nil, errors.New("commit is of another repo")
+	}
+	return commit, nil, nil
+}
+
+// applyOp hands one mood op to the engine.
+func (c *Consumer) applyOp(ctx context.Context, acct reconcile.Account, op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte) error {
+	c.stats.moodOps.Add(1)
+	rkey := op.Path[len(moodPrefix):]
+	var v reconcile.Verdict
+	var call func() error
+	switch op.Action {
+	case "create", "update":
+		upsert := reconcile.Upsert{Rkey: rkey}
+		upsert.Value, upsert.Invalid = c.recordOf(op, blocks, car)
+		call = func() (err error) {
+			v, err = c.engine.ApplyUpsert(ctx, acct, upsert, c.opts...)
+			return err
+		}
+	case "delete":
+		call = func() (err error) {
+			v, err = c.engine.ApplyDelete(ctx, acct, rkey)
+			return err
+		}
+	default:
+		c.stats.verdict(reconcile.VerdictInvalid, 1)
+		c.log.Warn("mood op with unknown action skipped", "did", acct.DID, "action", op.Action, "path", op.Path)
+		return nil
+	}
+	if _, err := syntax.ParseRecordKey(rkey); err != nil {
+		c.stats.verdict(reconcile.VerdictInvalid, 1)
+		c.log.Warn("mood op with a bad record key skipped", "did", acct.DID, "path", op.Path)
+		return nil
+	}
+	if err := c.retry(ctx, "apply "+op.Action+" "+reconcile.URI(acct.DID, rkey), call); err != nil {
+		return err
+	}
+	c.stats.verdict(v, 1)
+	return nil
+}
+
+// recordOf decodes the record an op wrote, or says why it cannot.
+func (c *Consumer) recordOf(op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte) (*reconcile.RecordValue, string) {
+	if op.Cid == nil {
+		return nil, "op names no record"
+	}
+	rc := cid.Cid(*op.Cid)
+	var raw []byte
+	var err error
+	if blocks != nil {
+		var ok bool
+		if raw, ok = blocks[rc.KeyString()]; !ok {
+			err = errBlockMissing
+		}
+	} else {
+		raw, err = carBlock(car, rc)
+	}
+	if err != nil {
+		c.stats.undecodable.Add(1)
+		return nil, "record block: " + err.Error()
+	}
+	return decodeRecord(raw)
+}
+
+func (c *Consumer) onSync(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Sync) error {
+	acct, ok, err := c.account(ctx, evt.Did)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		c.stats.dropped.Add(1)
+		return nil
+	}
+	c.stats.syncs.Add(1)
+	var commit *repo.Commit
+	if c.verifier != nil {
+		commit, err = repo.VerifySyncMessage(ctx, c.verifier.dir, evt)
+	} else {
+		commit, _, err = repo.LoadCommitFromCAR(ctx, bytes.NewReader(evt.Blocks))
+	}
+	if err != nil {
+		// An unverifiable #sync carries no trusted state, but the repo
+		// read over XRPC does.
+		c.stats.badCommits.Add(1)
+		c.log.Warn("#sync failed verification", "did", evt.Did, "seq", evt.Seq, "err", err)
+		delete(c.chains, evt.Did)
+	}
+	if err := c.reconcileUser(ctx, acct, "#sync"); err != nil {
+		return err
+	}
+	if commit != nil && commit.DID == evt.Did {
+		c.chains[evt.Did] = chainLink{rev: commit.Rev, data: commit.Data}
+	}
+	return nil
+}
+
+func (c *Consumer) onIdentity(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Identity) error {
+	if c.verifier != nil {
+		if p, ok := c.verifier.dir.(interface {
+			Purge(context.Context, syntax.AtIdentifier) error
+		}); ok {
+			if did, err := syntax.ParseDID(evt.Did); err == nil {
+				_ = p.Purge(ctx, did.AtIdentifier())
+			}
+		}
+	}
+	return c.refreshAccount(ctx, evt.Did)
+}
+
+func (c *Consumer) onAccount(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Account) error {
+	if err := c.refreshAccount(ctx, evt.Did); err != nil {
+		return err
+	}
+	acct, ok := c.accounts.get(evt.Did)
+	if !ok {
+		c.stats.dropped.Add(1)
+		return nil
+	}
+	if evt.Active || evt.Status == nil || *evt.Status != "deleted" {
+		return nil
+	}
+	c.stats.accountsDeleted.Add(1)
+	delete(c.chains, evt.Did)
+	return c.retry(ctx, "clear moods of deleted account "+evt.Did, func() error {
+		_, err := c.engine.AccountDeleted(ctx, acct)
+		return err
+	})
+}
+
+// refreshAccount looks one DID up again (its row may be new, or gone). A
+// user that becomes known this way is reconciled in full.
+func (c *Consumer) refreshAccount(ctx context.Context, did string) error {
+	var acct *reconcile.Account
+	var added bool
+	err := c.retry(ctx, "look up "+did, func() error {
+		var err error
+		acct, added, err = c.accounts.lookup(ctx, did)
+		return err
+	})
+	if err != nil || acct == nil || !added {
+		return err
+	}
+	return c.reconcileUser(ctx, *acct, "new user")
+}
+
+func (c *Consumer) onInfo(evt *comatproto.SyncSubscribeRepos_Info) {
+	msg := ""
+	if evt.Message != nil {
+		msg = *evt.Message
+	}
+	if evt.Name == "OutdatedCursor" {
+		// Events between our cursor and the oldest the server still has
+		// are lost: reconcile everyone, and store no cursor until done.
+		c.log.Warn("firehose cursor outdated: reconciling every user", "message", msg)
+		c.fullPending.Store(true)
+		c.kickFull()
+		return
+	}
+	c.log.Info("firehose info", "name", evt.Name, "message", msg)
+}
+
+func (c *Consumer) onError(evt *events.ErrorFrame) error {
+	c.log.Warn("firehose error frame", "error", evt.Error, "message", evt.Message)
+	if evt.Error == "FutureCursor" {
+		c.resetCursor.Store(true)
+	}
+	return errStreamEnd
+}

@@ -1,0 +1,78 @@
+package consumer
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+// Stats is a snapshot of the consumer's counters. Verdicts counts every
+// verdict reached, on firehose ops and in whole-user reconciles alike.
+type Stats struct {
+	Events          int64 // frames handled, of every kind
+	Dropped         int64 // events of DIDs not in users
+	Commits         int64 // commits of our users
+	MoodOps         int64 // mood record ops of our users
+	Replayed        int64 // commits at or behind the repo's last rev: already handled
+	ChainBreaks     int64 // commits whose since/prevData did not follow the last one
+	Syncs           int64 // #sync events of our users
+	TooBig          int64 // commits flagged tooBig
+	BadCommits      int64 // commits that failed verification
+	Undecodable     int64 // frames of ours whose blocks could not be read
+	AccountsDeleted int64 // #account deleted events of our users
+	UserReconciles  int64 // whole-user reconciles run
+	FullReconciles  int64 // all-users reconciles run (first start, outdated cursor)
+	Reconnects      int64
+	Errors          int64 // engine failures given up on (permanent)
+	FirstSeq        int64 // seq of the first event handled by this run
+	Cursor          int64 // seq of the last event handled
+	SavedCursor     int64 // seq last stored in moodsync_cursors
+	Verdicts        map[reconcile.Verdict]int64
+}
+
+// counters are the live, concurrently updated form of Stats.
+type counters struct {
+	events, dropped, commits, moodOps, replayed, chainBreaks, syncs, tooBig,
+	badCommits, undecodable, accountsDeleted, userReconciles, fullReconciles,
+	reconnects, errors atomic.Int64
+
+	mu       sync.Mutex
+	verdicts map[reconcile.Verdict]int64
+}
+
+func (c *counters) verdict(v reconcile.Verdict, n int) {
+	if v == "" || n == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.verdicts == nil {
+		c.verdicts = map[reconcile.Verdict]int64{}
+	}
+	c.verdicts[v] += int64(n)
+}
+
+func (c *counters) tally(t reconcile.Tally) {
+	for v, n := range t {
+		c.verdict(v, n)
+	}
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		Events: c.events.Load(), Dropped: c.dropped.Load(), Commits: c.commits.Load(),
+		MoodOps: c.moodOps.Load(), Replayed: c.replayed.Load(), ChainBreaks: c.chainBreaks.Load(),
+		Syncs: c.syncs.Load(), TooBig: c.tooBig.Load(), BadCommits: c.badCommits.Load(),
+		Undecodable: c.undecodable.Load(), AccountsDeleted: c.accountsDeleted.Load(),
+		UserReconciles: c.userReconciles.Load(), FullReconciles: c.fullReconciles.Load(),
+		Reconnects: c.reconnects.Load(), Errors: c.errors.Load(),
+		Verdicts: map[reconcile.Verdict]int64{},
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for v, n := range c.verdicts {
+		s.Verdicts[v] = n
+	}
+	return s
+}
