@@ -412,7 +412,10 @@ type backoff struct {
 	base, max, cur time.Duration
 }
 
-func newBackoff(base, max time.Duration) *backoff { return &backoff{base: base, max: max, cur: base} }
+func newBackoff(base, max time.Duration) *backoff {
+	base = min(base, max)
+	return &backoff{base: base, max: max, cur: base}
+}
 
 func (b *backoff) next() time.Duration {
 	d := b.cur/2 + rand.N(b.cur/2+1)

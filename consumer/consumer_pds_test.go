@@ -86,7 +86,15 @@ func (e *env) start(t *testing.T) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Config{FirehoseURL: fh, PLCURL: e.pds.PLCURL, Log: testLog(t), AccountsRefresh: time.Second}, e.engine, e.store)
+	r := run(t, Config{FirehoseURL: fh, PLCURL: e.pds.PLCURL, Log: testLog(t), AccountsRefresh: time.Second}, e.engine, e.store)
+	devenv.Eventually(t, setup, "consumer connected with every user reconciled", r.Ready)
+	return r
+}
+
+// run starts a consumer until the test ends.
+func run(t *testing.T, cfg Config, engine Engine, store Store) *running {
+	t.Helper()
+	c, err := New(cfg, engine, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +107,6 @@ func (e *env) start(t *testing.T) *running {
 		}
 	}()
 	t.Cleanup(r.stop)
-	devenv.Eventually(t, setup, "consumer connected with every user reconciled", c.Ready)
 	return r
 }
 
