@@ -1,0 +1,90 @@
+package pdsclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/bluesky-social/indigo/atproto/atclient"
+	"github.com/bluesky-social/indigo/atproto/repo"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+var _ reconcile.RepoExporter = (*Client)(nil)
+
+// moodPrefix is the start of every mood record's path in a repo.
+const moodPrefix = reconcile.Collection + "/"
+
+// ExportRecords implements reconcile.RepoExporter: it exports the whole
+// repo in one call (com.atproto.sync.getRepo, public, so no session is
+// used), walks its MST and decodes every mood record. A record that cannot
+// be decoded is returned with Invalid set, never dropped, so a compare
+// counts it.
+func (c *Client) ExportRecords(ctx context.Context, did string) ([]reconcile.Record, error) {
+	car, err := c.getRepo(ctx, did)
+	if err != nil {
+		return nil, err
+	}
+	return RecordsFromCAR(ctx, car)
+}
+
+// getRepo downloads the repo export of did as CAR bytes.
+func (c *Client) getRepo(ctx context.Context, did string) ([]byte, error) {
+	req := atclient.NewAPIRequest(http.MethodGet, syntax.NSID("com.atproto.sync.getRepo"), nil)
+	req.QueryParams.Set("did", did)
+	req.Headers.Set("Accept", "application/vnd.ipld.car")
+	resp, err := c.Public().Do(ctx, req)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		var eb atclient.ErrorBody
+		if json.Unmarshal(body, &eb) != nil {
+			return nil, classify(&atclient.APIError{StatusCode: resp.StatusCode})
+		}
+		return nil, classify(eb.APIError(resp.StatusCode))
+	}
+	return body, nil
+}
+
+// RecordsFromCAR reads the mood records of a repo export.
+func RecordsFromCAR(ctx context.Context, car []byte) ([]reconcile.Record, error) {
+	_, r, err := repo.LoadRepoFromCAR(ctx, bytes.NewReader(car))
+	if err != nil {
+		return nil, reconcile.Permanent("repo export unreadable: %v", err)
+	}
+	var out []reconcile.Record
+	err = r.MST.Walk(func(key []byte, val cid.Cid) error {
+		rkey, ok := strings.CutPrefix(string(key), moodPrefix)
+		if !ok {
+			return nil
+		}
+		rec := reconcile.Record{Rkey: rkey, CID: val.String()}
+		blk, err := r.RecordStore.Get(ctx, val)
+		if err != nil {
+			rec.Invalid = "record block missing from the repo export"
+		} else if v, why := reconcile.DecodeRecordCBOR(blk.RawData()); v != nil {
+			rec.Value = *v
+		} else {
+			rec.Invalid = why
+		}
+		out = append(out, rec)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walk repo export: %w", err)
+	}
+	return out, nil
+}
