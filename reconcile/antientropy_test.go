@@ -180,8 +180,8 @@ type msgHandler struct {
 }
 
 func (h *msgHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *msgHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h *msgHandler) WithGroup(string) slog.Handler           { return h }
+func (h *msgHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *msgHandler) WithGroup(string) slog.Handler            { return h }
 func (h *msgHandler) Handle(_ context.Context, r slog.Record) error {
 	if r.Message == h.msg {
 		r.Attrs(func(a slog.Attr) bool {
