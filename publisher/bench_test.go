@@ -2,7 +2,9 @@ package publisher_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -29,10 +31,11 @@ import (
 //     applyWrites, users in parallel: the ceiling;
 //   - publisher-memstore: intents through NATS JetStream and the publisher,
 //     Mongo behind its interface in memory (what moodsync itself costs);
-//   - publisher-ferretdb: the same over the embedded FerretDB, for reference
-//     only (FerretDB scans whole collections; never judge speed on it).
+//   - publisher-ferretdb (MOODSYNC_BENCH_FERRETDB=1): the same over the
+//     embedded FerretDB, for reference only (FerretDB scans whole
+//     collections; never judge speed on it).
 //
-// Run: go test -run '^$' -bench IntentToPDS -benchtime 3x ./publisher/
+// Run: go test -run '^$' -bench IntentToPDS -benchtime 5x ./publisher/
 const (
 	benchUsers   = 4
 	benchPerUser = 100
@@ -124,106 +127,109 @@ func BenchmarkIntentToPDS(b *testing.B) {
 	pds := devenv.NeedPDS(b)
 	ctx := context.Background()
 
-	b.Run("raw-createRecord", func(b *testing.B) {
-		var elapsed time.Duration
-		for i := 0; i < b.N; i++ {
-			users := benchFixture(b, pds)
-			c := pdsclient.New(pds.URL, sessionsFor(users), nil)
-			for _, u := range users {
-				u.warm(b, c)
-			}
-			start := time.Now()
-			for _, u := range users {
-				for _, m := range u.moods {
-					if err := c.CreateRecord(ctx, u.acct.DID, reconcile.MoodRkey(m, 0), reconcile.NewRecordValue(m)); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			elapsed += time.Since(start)
+	rawCreateRecord := func() time.Duration {
+		users := benchFixture(b, pds)
+		c := pdsclient.New(pds.URL, sessionsFor(users), nil)
+		for _, u := range users {
+			u.warm(b, c)
 		}
-		reportRate(b, elapsed)
-	})
-
-	b.Run("raw-applyWrites", func(b *testing.B) {
-		var elapsed time.Duration
-		for i := 0; i < b.N; i++ {
-			users := benchFixture(b, pds)
-			c := pdsclient.New(pds.URL, sessionsFor(users), nil)
-			for _, u := range users {
-				u.warm(b, c)
-			}
-			start := time.Now()
-			var wg sync.WaitGroup
-			for _, u := range users {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for s := 0; s < len(u.moods); s += reconcile.MaxBatch {
-						var writes []reconcile.Write
-						for _, m := range u.moods[s:min(s+reconcile.MaxBatch, len(u.moods))] {
-							writes = append(writes, reconcile.Write{Rkey: reconcile.MoodRkey(m, 0), Value: reconcile.NewRecordValue(m)})
-						}
-						if err := c.ApplyWrites(ctx, u.acct.DID, writes); err != nil {
-							b.Error(err)
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed += time.Since(start)
-		}
-		reportRate(b, elapsed)
-	})
-
-	b.Run("publisher-memstore", func(b *testing.B) {
-		var elapsed time.Duration
-		for i := 0; i < b.N; i++ {
-			users := benchFixture(b, pds)
-			store := reconciletest.NewStore()
-			for _, u := range users {
-				store.PutAccount(reconcile.Account{User: u.acct.User, DID: u.acct.DID})
-				for _, m := range u.moods {
-					store.PutMood(*m)
-				}
-			}
-			elapsed += runPublisher(b, pds, users, store, sessionsFor(users), func(id string) bool {
-				m := store.Mood(id)
-				return m != nil && m.Rkey != ""
-			})
-		}
-		reportRate(b, elapsed)
-	})
-
-	b.Run("publisher-ferretdb", func(b *testing.B) {
-		var elapsed time.Duration
-		for i := 0; i < b.N; i++ {
-			users := benchFixture(b, pds)
-			store := devenv.NewStore(b)
-			for _, u := range users {
-				_, err := store.DB.Collection(mongostore.UsersCollection).InsertOne(ctx, bson.D{
-					{Key: "_id", Value: u.acct.User},
-					{Key: "atproto", Value: bson.D{{Key: "did", Value: u.acct.DID}, {Key: "password", Value: u.acct.Password}}},
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				var docs []any
-				for _, m := range u.moods {
-					oid, _ := bson.ObjectIDFromHex(m.ID)
-					docs = append(docs, bson.D{{Key: "_id", Value: oid}, {Key: "user", Value: m.User}, {Key: "mood", Value: m.Text}, {Key: "when", Value: m.When}})
-				}
-				if _, err := store.DB.Collection(mongostore.MoodsCollection).InsertMany(ctx, docs); err != nil {
+		start := time.Now()
+		for _, u := range users {
+			for _, m := range u.moods {
+				if err := c.CreateRecord(ctx, u.acct.DID, reconcile.MoodRkey(m, 0), reconcile.NewRecordValue(m)); err != nil {
 					b.Fatal(err)
 				}
 			}
-			elapsed += runPublisher(b, pds, users, store, store, func(id string) bool {
-				m, err := store.Moods(ctx, []string{id})
-				return err == nil && m[id] != nil && m[id].Rkey != ""
-			})
 		}
-		reportRate(b, elapsed)
-	})
+		return time.Since(start)
+	}
+	rawApplyWrites := func() time.Duration {
+		users := benchFixture(b, pds)
+		c := pdsclient.New(pds.URL, sessionsFor(users), nil)
+		for _, u := range users {
+			u.warm(b, c)
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		for _, u := range users {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for s := 0; s < len(u.moods); s += reconcile.MaxBatch {
+					var writes []reconcile.Write
+					for _, m := range u.moods[s:min(s+reconcile.MaxBatch, len(u.moods))] {
+						writes = append(writes, reconcile.Write{Rkey: reconcile.MoodRkey(m, 0), Value: reconcile.NewRecordValue(m)})
+					}
+					if err := c.ApplyWrites(ctx, u.acct.DID, writes); err != nil {
+						b.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	publisherMem := func() time.Duration {
+		users := benchFixture(b, pds)
+		store := reconciletest.NewStore()
+		for _, u := range users {
+			store.PutAccount(reconcile.Account{User: u.acct.User, DID: u.acct.DID})
+			for _, m := range u.moods {
+				store.PutMood(*m)
+			}
+		}
+		return runPublisher(b, pds, users, store, sessionsFor(users), func(id string) bool {
+			m := store.Mood(id)
+			return m != nil && m.Rkey != ""
+		})
+	}
+	publisherFerret := func() time.Duration {
+		users := benchFixture(b, pds)
+		store := devenv.NewStore(b)
+		for _, u := range users {
+			_, err := store.DB.Collection(mongostore.UsersCollection).InsertOne(ctx, bson.D{
+				{Key: "_id", Value: u.acct.User},
+				{Key: "atproto", Value: bson.D{{Key: "did", Value: u.acct.DID}, {Key: "password", Value: u.acct.Password}}},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var docs []any
+			for _, m := range u.moods {
+				oid, _ := bson.ObjectIDFromHex(m.ID)
+				docs = append(docs, bson.D{{Key: "_id", Value: oid}, {Key: "user", Value: m.User}, {Key: "mood", Value: m.Text}, {Key: "when", Value: m.When}})
+			}
+			if _, err := store.DB.Collection(mongostore.MoodsCollection).InsertMany(ctx, docs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return runPublisher(b, pds, users, store, store, func(id string) bool {
+			m, err := store.Moods(ctx, []string{id})
+			return err == nil && m[id] != nil && m[id].Rkey != ""
+		})
+	}
+
+	// Each iteration is one round of every variant back to back, so the
+	// ratios compare runs made under the same machine load.
+	var tCreate, tApply, tMem, tFerret time.Duration
+	for i := 0; i < b.N; i++ {
+		tApply += rawApplyWrites()
+		tMem += publisherMem()
+		tCreate += rawCreateRecord()
+		if os.Getenv("MOODSYNC_BENCH_FERRETDB") != "" {
+			tFerret += publisherFerret()
+		}
+	}
+	moods := float64(b.N * benchUsers * benchPerUser)
+	b.ReportMetric(moods/tCreate.Seconds(), "createRecord-moods/s")
+	b.ReportMetric(moods/tApply.Seconds(), "applyWrites-moods/s")
+	b.ReportMetric(moods/tMem.Seconds(), "publisher-moods/s")
+	b.ReportMetric(tApply.Seconds()/tMem.Seconds(), "publisher/applyWrites")
+	b.ReportMetric(tCreate.Seconds()/tMem.Seconds(), "publisher/createRecord")
+	if tFerret > 0 {
+		b.ReportMetric(moods/tFerret.Seconds(), "publisher-ferretdb-moods/s")
+	}
+	b.ReportMetric(0, "ns/op")
 }
 
 // runPublisher publishes one create intent per mood and times until every
@@ -253,13 +259,21 @@ func runPublisher(b *testing.B, pds *devenv.PDS, users []benchUser, store reconc
 	go func() { _ = pub.Run(runCtx); close(done) }()
 	defer func() { cancel(); <-done }()
 
+	// The intents arrive as a burst (a mass import, the end of an outage):
+	// published asynchronously, the timer running from the first.
 	start := time.Now()
 	for _, u := range users {
 		for _, m := range u.moods {
-			if err := intent.Publish(ctx, js, intent.Intent{Op: intent.OpCreate, MongoID: m.ID, User: m.User}); err != nil {
+			data, _ := json.Marshal(intent.Intent{Op: intent.OpCreate, MongoID: m.ID, User: m.User})
+			if _, err := js.PublishAsync(intent.SubjectPrefix+intent.OpCreate, data); err != nil {
 				b.Fatal(err)
 			}
 		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("intents not stored within a minute")
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for _, u := range users {

@@ -31,8 +31,10 @@ type Engine interface {
 type Config struct {
 	// Concurrency is how many users' batches are worked on at once.
 	Concurrency int
-	// BatchSize is the most intents fetched at once; the intents of one
-	// user in a batch become one applyWrites call where possible.
+	// BatchSize is the most intents fetched at once. They are grouped by
+	// user, and each user's group is written in applyWrites calls of up to
+	// 200 ops, so a fetch larger than 200 keeps batches full when a burst
+	// spans several users.
 	BatchSize int
 	// AckWait is how long JetStream waits before redelivering an intent
 	// that was neither acknowledged nor reported in progress.
@@ -40,6 +42,10 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the delay before a failed intent is
 	// retried; it doubles with each delivery.
 	MinBackoff, MaxBackoff time.Duration
+	// BatchLinger is how long the publisher keeps collecting intents after
+	// the first one arrives, so a burst (a backfill, a busy minute) becomes
+	// full applyWrites batches. It adds at most this much latency.
+	BatchLinger time.Duration
 	// ShutdownGrace is how long in-flight work may finish after the stop
 	// signal before it is cancelled and handed back to JetStream.
 	ShutdownGrace time.Duration
@@ -50,7 +56,7 @@ func (c Config) withDefaults() Config {
 		c.Concurrency = 4
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = reconcile.MaxBatch
+		c.BatchSize = 1000
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 60 * time.Second
@@ -60,6 +66,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 30 * time.Second
+	}
+	if c.BatchLinger <= 0 {
+		c.BatchLinger = 25 * time.Millisecond
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 10 * time.Second
@@ -158,8 +167,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 	return nil
 }
 
-// fetch waits for at least one intent, then takes whatever else is ready,
-// so a burst becomes one batch without adding latency to a lone intent.
+// fetch waits for at least one intent, then collects more for up to
+// BatchLinger, so a burst becomes one batch.
 func (p *Publisher) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, error) {
 	first, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 	if err != nil {
@@ -175,7 +184,10 @@ func (p *Publisher) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetst
 	if len(msgs) == 0 || ctx.Err() != nil {
 		return msgs, nil
 	}
-	rest, err := cons.FetchNoWait(p.cfg.BatchSize - 1)
+	if p.cfg.BatchSize == 1 {
+		return msgs, nil
+	}
+	rest, err := cons.Fetch(p.cfg.BatchSize-1, jetstream.FetchMaxWait(p.cfg.BatchLinger))
 	if err != nil {
 		return msgs, nil
 	}
