@@ -43,14 +43,29 @@ func listening(addr string) bool {
 	return true
 }
 
-// mongoURI returns the configured URI, or the embedded server's: the one a
-// running daemon already serves on the embed address, else a new one.
-func (in *infra) mongoURI(cfg *Config, log *slog.Logger, startEmbedded bool) (string, error) {
+// embedMode says what a command does when no URI is configured.
+type embedMode int
+
+const (
+	// embedOwn: the daemon starts its own embedded server, and refuses to
+	// start when the address is taken (it could be anybody's database).
+	embedOwn embedMode = iota
+	// embedShare: a one-shot command uses the embedded server of a running
+	// daemon on the embed address, and starts its own (on the same files)
+	// when nothing listens there.
+	embedShare
+)
+
+// mongoURI returns the configured URI, or an embedded server's.
+func (in *infra) mongoURI(cfg *Config, log *slog.Logger, mode embedMode) (string, error) {
 	if cfg.MongoURI != "" {
 		log.Info("using MongoDB", "uri", redactURL(cfg.MongoURI), "db", cfg.MongoDB)
 		return cfg.MongoURI, nil
 	}
-	if !startEmbedded || listening(cfg.EmbedMongoAddr) {
+	if listening(cfg.EmbedMongoAddr) {
+		if mode == embedOwn {
+			return "", fmt.Errorf("%s is already in use: set MOODSYNC_EMBED_MONGO_ADDR to a free address, or MOODSYNC_MONGO_URI to use that server", cfg.EmbedMongoAddr)
+		}
 		log.Info("using the embedded Mongo-wire server of a running moodsync", "addr", cfg.EmbedMongoAddr, "db", cfg.MongoDB)
 		return "mongodb://" + cfg.EmbedMongoAddr + "/", nil
 	}
@@ -64,12 +79,15 @@ func (in *infra) mongoURI(cfg *Config, log *slog.Logger, startEmbedded bool) (st
 	return srv.URI(), nil
 }
 
-func (in *infra) natsURL(cfg *Config, log *slog.Logger, startEmbedded bool) (string, error) {
+func (in *infra) natsURL(cfg *Config, log *slog.Logger, mode embedMode) (string, error) {
 	if cfg.NATSURL != "" {
 		log.Info("using NATS", "url", redactURL(cfg.NATSURL))
 		return cfg.NATSURL, nil
 	}
-	if !startEmbedded || listening(cfg.EmbedNATSAddr) {
+	if listening(cfg.EmbedNATSAddr) {
+		if mode == embedOwn {
+			return "", fmt.Errorf("%s is already in use: set MOODSYNC_EMBED_NATS_ADDR to a free address, or MOODSYNC_NATS_URL to use that server", cfg.EmbedNATSAddr)
+		}
 		log.Info("using the embedded NATS of a running moodsync", "addr", cfg.EmbedNATSAddr)
 		return "nats://" + cfg.EmbedNATSAddr, nil
 	}
@@ -82,10 +100,10 @@ func (in *infra) natsURL(cfg *Config, log *slog.Logger, startEmbedded bool) (str
 	return srv.URL(), nil
 }
 
-// openMongo connects the store (starting the embedded server if allowed)
+// openMongo connects the store (to an embedded server when no URI is set)
 // and creates the indexes moodsync needs.
-func (in *infra) openMongo(ctx context.Context, cfg *Config, log *slog.Logger, startEmbedded bool) error {
-	uri, err := in.mongoURI(cfg, log, startEmbedded)
+func (in *infra) openMongo(ctx context.Context, cfg *Config, log *slog.Logger, mode embedMode) error {
+	uri, err := in.mongoURI(cfg, log, mode)
 	if err != nil {
 		return err
 	}
@@ -107,11 +125,11 @@ func (in *infra) openMongo(ctx context.Context, cfg *Config, log *slog.Logger, s
 	return nil
 }
 
-// openNATS connects to NATS (starting the embedded server if allowed). The
+// openNATS connects to NATS (an embedded server when no URL is set). The
 // connection reconnects forever: a NATS restart is an outage to ride out,
 // not a reason to exit.
-func (in *infra) openNATS(cfg *Config, log *slog.Logger, startEmbedded bool) error {
-	url, err := in.natsURL(cfg, log, startEmbedded)
+func (in *infra) openNATS(cfg *Config, log *slog.Logger, mode embedMode) error {
+	url, err := in.natsURL(cfg, log, mode)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,9 @@ const publishUsage = `Usage:
 	moodsync publish reconcile --user SUB
 
 With MOODSYNC_NATS_URL empty it publishes to the embedded NATS of a running
-moodsync (MOODSYNC_EMBED_NATS_ADDR).
+moodsync (MOODSYNC_EMBED_NATS_ADDR) or, when none runs, into the embedded
+server's files under MOODSYNC_DATA_DIR, where the daemon finds the intent at
+its next start.
 `
 
 func (c *publishCommand) Run(ctx context.Context, args []string) error {
@@ -40,6 +42,7 @@ func (c *publishCommand) Run(ctx context.Context, args []string) error {
 	cf := configFlags{fs, &cfg}
 	cf.str(&cfg.NATSURL, "nats-url", "", "NATS URL; empty means the embedded NATS of a running moodsync")
 	cf.str(&cfg.EmbedNATSAddr, "embed-nats-addr", "127.0.0.1:4222", "address of the embedded NATS")
+	cf.str(&cfg.DataDir, "data-dir", "./moodsync-data", "where embedded servers keep their files")
 	cf.logging()
 	fs.StringVar(&in.User, "user", "", "Auth0 sub of the user")
 	fs.StringVar(&in.MongoID, "mood", "", "ObjectID (hex) of the mood, for create and delete")
@@ -56,7 +59,7 @@ func (c *publishCommand) Run(ctx context.Context, args []string) error {
 	}
 	var inf infra
 	defer inf.Close()
-	if err := inf.openNATS(&cfg, log, false); err != nil {
+	if err := inf.openNATS(&cfg, log, embedShare); err != nil {
 		return err
 	}
 	// The streams may not exist yet if the daemon never ran: create them so

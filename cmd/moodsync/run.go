@@ -49,10 +49,10 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 
 	var in infra
 	defer in.Close()
-	if err := in.openNATS(&cfg, log, true); err != nil {
+	if err := in.openNATS(&cfg, log, embedOwn); err != nil {
 		return err
 	}
-	if err := in.openMongo(ctx, &cfg, log, true); err != nil {
+	if err := in.openMongo(ctx, &cfg, log, embedOwn); err != nil {
 		return err
 	}
 
