@@ -1,10 +1,12 @@
 package main
 
 import (
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/whistlegraph/moodsync/publisher/intent"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
 
@@ -16,6 +18,17 @@ type metrics struct {
 	logins       prometheus.Counter
 	refreshes    prometheus.Counter
 	writeSeconds *prometheus.HistogramVec
+
+	leader        prometheus.Gauge
+	leaderChanges *prometheus.CounterVec
+	aePasses      *prometheus.CounterVec
+	aeUsersFailed prometheus.Counter
+	driftFound    prometheus.Counter
+	driftFixed    prometheus.Counter
+	aeLastPass    prometheus.Gauge
+	// state is read at scrape time: the firehose follower, the lag probe,
+	// NATS reconnects and the streams (collect.go).
+	state *stateCollector
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,12 +50,85 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"method"}),
 	}
+	m.leader = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "moodsync_firehose_leader", Help: "1 while this replica holds the leader lease and follows the firehose.",
+	})
+	m.leaderChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moodsync_leader_changes_total", Help: "Leadership changes of this replica, by reason (acquired, released, lost).",
+	}, []string{"reason"})
+	m.aePasses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moodsync_anti_entropy_passes_total", Help: "Anti-entropy passes over every user, by result (ok, partial: some users failed).",
+	}, []string{"result"})
+	m.aeUsersFailed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moodsync_anti_entropy_users_failed_total", Help: "Users an anti-entropy pass could not fully compare or repair.",
+	})
+	m.driftFound = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moodsync_drift_found_total", Help: "Disagreements between Mongo and the PDS found by anti-entropy.",
+	})
+	m.driftFixed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moodsync_drift_fixed_total", Help: "Fixes anti-entropy carried out.",
+	})
+	m.aeLastPass = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "moodsync_anti_entropy_last_pass_timestamp_seconds", Help: "When the last anti-entropy pass of this replica started (Unix time).",
+	})
+	for _, r := range []string{"acquired", "released", "lost"} {
+		m.leaderChanges.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "partial"} {
+		m.aePasses.WithLabelValues(r)
+	}
+	for _, op := range intentOps {
+		for _, o := range []string{"applied", "retry", "dead"} {
+			m.intents.WithLabelValues(op, o)
+		}
+	}
+	m.intents.WithLabelValues("invalid", "dead")
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "moodsync_build_info", Help: "Always 1; the version is a label.", ConstLabels: prometheus.Labels{"version": Version},
+	})
+	build.Set(1)
+	m.state = &stateCollector{}
 	reg.MustRegister(m.intents, m.actions, m.logins, m.refreshes, m.writeSeconds,
+		m.leader, m.leaderChanges, m.aePasses, m.aeUsersFailed, m.driftFound, m.driftFixed, m.aeLastPass, build, m.state,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
 
-func (m *metrics) intent(op, outcome string) { m.intents.WithLabelValues(op, outcome).Inc() }
+// leadership is the leader lease's OnChange hook.
+func (m *metrics) leadership(leading bool, reason string) {
+	if leading {
+		m.leader.Set(1)
+	} else {
+		m.leader.Set(0)
+	}
+	m.leaderChanges.WithLabelValues(reason).Inc()
+}
+
+// antiEntropyPass is the hook for the end of an anti-entropy pass
+// (reconcile.AntiEntropy.OnPass): users compared, users that failed,
+// drift found and fixes carried out.
+func (m *metrics) antiEntropyPass(started time.Time, users, failed, drift, fixed int) {
+	result := "ok"
+	if failed > 0 {
+		result = "partial"
+	}
+	m.aePasses.WithLabelValues(result).Inc()
+	m.aeUsersFailed.Add(float64(failed))
+	m.driftFound.Add(float64(drift))
+	m.driftFixed.Add(float64(fixed))
+	m.aeLastPass.Set(float64(started.Unix()))
+}
+
+// intentOps are the ops an intent label may name; anything else is
+// reported as "invalid", so a bad intent cannot add series.
+var intentOps = []string{intent.OpCreate, intent.OpDelete, intent.OpPurge, intent.OpReconcile}
+
+func (m *metrics) intent(op, outcome string) {
+	if !slices.Contains(intentOps, op) {
+		op = "invalid"
+	}
+	m.intents.WithLabelValues(op, outcome).Inc()
+}
 
 func (m *metrics) engineAction(action string, n int) {
 	m.actions.WithLabelValues(action).Add(float64(n))

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/whistlegraph/moodsync/consumer"
+	"github.com/whistlegraph/moodsync/publisher"
+	"github.com/whistlegraph/moodsync/publisher/intent"
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+// follower is what the metrics read of the firehose consumer
+// (*consumer.Consumer).
+type follower interface {
+	Stats() consumer.Stats
+	Ready() bool
+}
+
+// stateCollector reports, at scrape time, state that lives in other parts:
+// the firehose follower's counters and position, the lag probe, NATS
+// reconnects and what waits in JetStream. A replica follows the firehose
+// only while it leads; the follower's counters of earlier terms are kept,
+// so the counters never go back, and its gauges are reported only while
+// this replica leads.
+type stateCollector struct {
+	mu       sync.Mutex
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	follower follower
+	probe    *headProbe
+	base     consumer.Stats // counters of finished terms
+}
+
+// firehoseDecisions are the verdicts always reported, zero or not.
+var firehoseDecisions = []reconcile.Verdict{
+	reconcile.VerdictConfirm, reconcile.VerdictRepair, reconcile.VerdictPDSDelete, reconcile.VerdictClear,
+	reconcile.VerdictDuplicate, reconcile.VerdictSpoof, reconcile.VerdictOrphan, reconcile.VerdictInvalid,
+}
+
+type statCounter struct {
+	desc *prometheus.Desc
+	get  func(consumer.Stats) int64
+}
+
+func counterDesc(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+
+var (
+	firehoseCounters = []statCounter{
+		{counterDesc("moodsync_firehose_events_total", "Firehose events handled by this process while it led."),
+			func(s consumer.Stats) int64 { return s.Events }},
+		{counterDesc("moodsync_firehose_mood_ops_total", "Mood record ops of the app's users seen on the firehose."),
+			func(s consumer.Stats) int64 { return s.MoodOps }},
+		{counterDesc("moodsync_firehose_user_reconciles_total", "Whole-user reconciles the follower ran (broken chain, #sync, tooBig, unverifiable commit, new user)."),
+			func(s consumer.Stats) int64 { return s.UserReconciles }},
+		{counterDesc("moodsync_firehose_full_reconciles_total", "All-users reconciles the follower ran (first start, outdated cursor)."),
+			func(s consumer.Stats) int64 { return s.FullReconciles }},
+		{counterDesc("moodsync_firehose_chain_breaks_total", "Commits that did not follow their repo's last commit."),
+			func(s consumer.Stats) int64 { return s.ChainBreaks }},
+		{counterDesc("moodsync_firehose_bad_commits_total", "Commits and #sync events that failed verification."),
+			func(s consumer.Stats) int64 { return s.BadCommits }},
+		{counterDesc("moodsync_firehose_errors_total", "Firehose ops given up on: the engine failed permanently."),
+			func(s consumer.Stats) int64 { return s.Errors }},
+	}
+	descFirehoseOps = prometheus.NewDesc("moodsync_firehose_ops_total",
+		"Verdicts the firehose follower reached, by decision: on firehose mood ops and in the whole-user reconciles it runs after gaps.",
+		[]string{"decision"}, nil)
+	descReconnects = prometheus.NewDesc("moodsync_reconnects_total",
+		"Connections re-established, by target (nats, firehose).", []string{"target"}, nil)
+	descSeq = prometheus.NewDesc("moodsync_firehose_seq",
+		"Seq of the last firehose event handled (leader only).", nil, nil)
+	descSavedSeq = prometheus.NewDesc("moodsync_firehose_saved_seq",
+		"Firehose cursor last stored in Mongo: where a new leader resumes (leader only).", nil, nil)
+	descReady = prometheus.NewDesc("moodsync_firehose_ready",
+		"1 when the follower is connected and owes no all-users reconcile (leader only).", nil, nil)
+	descHead = prometheus.NewDesc("moodsync_firehose_head_seq",
+		"Newest seq seen live on the firehose (leader only; absent until an event is seen).", nil, nil)
+	descLagEvents = prometheus.NewDesc("moodsync_firehose_lag_events",
+		"Firehose events seen live but not yet handled (leader only).", nil, nil)
+	descLagSeconds = prometheus.NewDesc("moodsync_firehose_lag_seconds",
+		"Age of the oldest live firehose event not yet handled; 0 when caught up (leader only).", nil, nil)
+	descDeadLetters = prometheus.NewDesc("moodsync_dead_letters",
+		"Dead letters stored in "+intent.DeadStream+", waiting for an operator.", nil, nil)
+	descIntentsPending = prometheus.NewDesc("moodsync_intents_pending",
+		"Intents in "+intent.Stream+" not yet acknowledged (waiting or in flight).", nil, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, sc := range firehoseCounters {
+		ch <- sc.desc
+	}
+	for _, d := range []*prometheus.Desc{descFirehoseOps, descReconnects, descSeq, descSavedSeq, descReady,
+		descHead, descLagEvents, descLagSeconds, descDeadLetters, descIntentsPending} {
+		ch <- d
+	}
+}
+
+// startTerm is called when this replica starts following the firehose.
+func (c *stateCollector) startTerm(f follower, p *headProbe) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.follower, c.probe = f, p
+}
+
+// endTerm is called when the follower of a term has stopped: its counters
+// are kept.
+func (c *stateCollector) endTerm() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.follower != nil {
+		c.base = addStats(c.base, c.follower.Stats())
+	}
+	c.follower, c.probe = nil, nil
+}
+
+// addStats adds b's counters to a's.
+func addStats(a, b consumer.Stats) consumer.Stats {
+	a.Events += b.Events
+	a.MoodOps += b.MoodOps
+	a.UserReconciles += b.UserReconciles
+	a.FullReconciles += b.FullReconciles
+	a.ChainBreaks += b.ChainBreaks
+	a.BadCommits += b.BadCommits
+	a.Errors += b.Errors
+	a.Reconnects += b.Reconnects
+	v := make(map[reconcile.Verdict]int64, len(a.Verdicts)+len(b.Verdicts))
+	for k, n := range a.Verdicts {
+		v[k] += n
+	}
+	for k, n := range b.Verdicts {
+		v[k] += n
+	}
+	a.Verdicts = v
+	return a
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	f, probe, total, nc, js := c.follower, c.probe, c.base, c.nc, c.js
+	c.mu.Unlock()
+	var cur consumer.Stats
+	if f != nil {
+		cur = f.Stats()
+		total = addStats(total, cur)
+	}
+
+	for _, sc := range firehoseCounters {
+		ch <- prometheus.MustNewConstMetric(sc.desc, prometheus.CounterValue, float64(sc.get(total)))
+	}
+	decisions := append([]reconcile.Verdict(nil), firehoseDecisions...)
+	for v := range total.Verdicts {
+		if !slices.Contains(decisions, v) {
+			decisions = append(decisions, v)
+		}
+	}
+	sort.Slice(decisions, func(i, j int) bool { return decisions[i] < decisions[j] })
+	for _, v := range decisions {
+		ch <- prometheus.MustNewConstMetric(descFirehoseOps, prometheus.CounterValue, float64(total.Verdicts[v]), string(v))
+	}
+	ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(total.Reconnects), "firehose")
+	if nc != nil {
+		ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(nc.Stats().Reconnects), "nats")
+	}
+
+	if f != nil {
+		ch <- prometheus.MustNewConstMetric(descSeq, prometheus.GaugeValue, float64(cur.Cursor))
+		ch <- prometheus.MustNewConstMetric(descSavedSeq, prometheus.GaugeValue, float64(cur.SavedCursor))
+		ready := 0.0
+		if f.Ready() {
+			ready = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
+		if probe != nil {
+			if head, behind, secs, ok := probe.lag(cur.Cursor, time.Now()); ok {
+				ch <- prometheus.MustNewConstMetric(descHead, prometheus.GaugeValue, float64(head))
+				ch <- prometheus.MustNewConstMetric(descLagEvents, prometheus.GaugeValue, float64(behind))
+				ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, secs)
+			}
+		}
+	}
+	collectJetStream(ch, js)
+}
+
+// useNATS tells the collector where NATS reconnects and streams are read.
+func (c *stateCollector) useNATS(nc *nats.Conn, js jetstream.JetStream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nc, c.js = nc, js
+}
+
+// collectJetStream reports what waits in the streams. When NATS does not
+// answer quickly the series are left out of this scrape.
+func collectJetStream(ch chan<- prometheus.Metric, js jetstream.JetStream) {
+	if js == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if s, err := js.Stream(ctx, intent.DeadStream); err == nil {
+		ch <- prometheus.MustNewConstMetric(descDeadLetters, prometheus.GaugeValue, float64(s.CachedInfo().State.Msgs))
+	}
+	if cons, err := js.Consumer(ctx, intent.Stream, publisher.Durable); err == nil {
+		info := cons.CachedInfo()
+		ch <- prometheus.MustNewConstMetric(descIntentsPending, prometheus.GaugeValue, float64(info.NumPending)+float64(info.NumAckPending))
+	}
+}
