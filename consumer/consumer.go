@@ -178,7 +178,7 @@ func New(cfg Config, engine Engine, store Store) (*Consumer, error) {
 			}
 			dir = identity.NewCacheDirectory(base, 100_000, 24*time.Hour, time.Minute, time.Minute)
 		}
-		c.verifier = &verifier{dir: dir}
+		c.verifier = newVerifier(dir)
 	}
 	if cfg.KeepOrphans {
 		c.opts = append(c.opts, reconcile.KeepOrphans())

@@ -20,7 +20,7 @@ import (
 const moodPrefix = reconcile.Collection + "/"
 
 // chainLink is where a repo's commit chain stands: the next commit must
-// name this rev as `since` and this MST root as `prevData`.
+// name this rev as `since` and this MST root (when known) as `prevData`.
 type chainLink struct {
 	rev  string
 	data cid.Cid
@@ -144,7 +144,7 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 		if err := c.reconcileUser(ctx, acct, "broken chain"); err != nil {
 			return err
 		}
-		c.chains[evt.Repo] = chainLink{rev: evt.Rev, data: commit.Data}
+		c.chains[evt.Repo] = link(evt, commit)
 		return nil
 	}
 
@@ -153,8 +153,18 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 			return err
 		}
 	}
-	c.chains[evt.Repo] = chainLink{rev: evt.Rev, data: commit.Data}
+	c.chains[evt.Repo] = link(evt, commit)
 	return nil
+}
+
+// link is where the chain stands after a commit; the MST root is known
+// only from a verified commit.
+func link(evt *comatproto.SyncSubscribeRepos_Commit, commit *repo.Commit) chainLink {
+	l := chainLink{rev: evt.Rev}
+	if commit != nil {
+		l.data = commit.Data
+	}
+	return l
 }
 
 // follows reports whether the commit continues the chain at prev.
@@ -162,31 +172,21 @@ func follows(prev chainLink, evt *comatproto.SyncSubscribeRepos_Commit) bool {
 	if evt.Since != nil && *evt.Since != prev.rev {
 		return false
 	}
-	if evt.PrevData != nil && cid.Cid(*evt.PrevData) != prev.data {
+	if evt.PrevData != nil && prev.data.Defined() && cid.Cid(*evt.PrevData) != prev.data {
 		return false
 	}
 	return true
 }
 
-// readCommit returns the frame's commit, verified unless verification is
-// off. blocks is the frame's checked block index when verified, nil when
-// blocks are to be read from the CAR as they are.
+// readCommit returns the frame's verified commit, or nil when verification
+// is off: then no block but the records of mood ops is read at all, and the
+// chain is followed by rev alone, since an unverified MST root proves
+// nothing. blocks is the frame's checked block index when verified.
 func (c *Consumer) readCommit(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Commit) (*repo.Commit, blockMap, error) {
-	if c.verifier != nil {
-		return c.verifier.verifyCommit(ctx, evt)
+	if c.verifier == nil {
+		return nil, nil, nil
 	}
-	raw, err := carBlock(evt.Blocks, cid.Cid(evt.Commit))
-	if err != nil {
-		return nil, nil, err
-	}
-	commit, err := decodeCommit(raw)
-	if err != nil {
-		return nil, nil, err
-	}
-	if commit.DID != evt.Repo {
-		return nil, nil, errors.New("commit is of another repo")
-	}
-	return commit, nil, nil
+	return c.verifier.verifyCommit(ctx, evt)
 }
 
 // applyOp hands one mood op to the engine.
@@ -282,12 +282,8 @@ func (c *Consumer) onSync(ctx context.Context, evt *comatproto.SyncSubscribeRepo
 
 func (c *Consumer) onIdentity(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Identity) error {
 	if c.verifier != nil {
-		if p, ok := c.verifier.dir.(interface {
-			Purge(context.Context, syntax.AtIdentifier) error
-		}); ok {
-			if did, err := syntax.ParseDID(evt.Did); err == nil {
-				_ = p.Purge(ctx, did.AtIdentifier())
-			}
+		if did, err := syntax.ParseDID(evt.Did); err == nil {
+			c.verifier.forget(ctx, did)
 		}
 	}
 	return c.refreshAccount(ctx, evt.Did)

@@ -11,8 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
+	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/repo"
 	"github.com/bluesky-social/indigo/atproto/repo/mst"
@@ -64,38 +66,71 @@ func decodeCommit(raw []byte) (*repo.Commit, error) {
 	return &c, nil
 }
 
-// verifier checks signatures with keys from a DID directory.
+// verifier checks signatures with keys from a DID directory. Parsed keys
+// are kept per DID (parsing a compressed K-256 key costs about a tenth of a
+// verification) until the DID's #identity event or a failed check.
 type verifier struct {
 	dir identity.Directory
+
+	mu   sync.Mutex
+	keys map[string]atcrypto.PublicKey
+}
+
+func newVerifier(dir identity.Directory) *verifier {
+	return &verifier{dir: dir, keys: map[string]atcrypto.PublicKey{}}
+}
+
+func (v *verifier) key(ctx context.Context, did syntax.DID) (atcrypto.PublicKey, error) {
+	v.mu.Lock()
+	k, ok := v.keys[did.String()]
+	v.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	ident, err := v.dir.LookupDID(ctx, did)
+	if err != nil {
+		return nil, fmt.Errorf("%w of %s: %v", errKeyLookup, did, err)
+	}
+	k, err = ident.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.keys[did.String()] = k
+	v.mu.Unlock()
+	return k, nil
+}
+
+// forget drops what is known of a DID's key, here and in the directory's
+// cache (its document changed, or a signature did not check out).
+func (v *verifier) forget(ctx context.Context, did syntax.DID) {
+	v.mu.Lock()
+	delete(v.keys, did.String())
+	v.mu.Unlock()
+	if p, ok := v.dir.(interface {
+		Purge(context.Context, syntax.AtIdentifier) error
+	}); ok {
+		_ = p.Purge(ctx, did.AtIdentifier())
+	}
 }
 
 // verifySignature checks the commit's signature against the DID's current
 // key. A failure may mean the key was rotated since it was cached, so the
-// cache is purged and the check runs once more before giving up.
+// key is looked up afresh once before giving up.
 func (v *verifier) verifySignature(ctx context.Context, c *repo.Commit) error {
 	did, err := syntax.ParseDID(c.DID)
 	if err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		ident, err := v.dir.LookupDID(ctx, did)
-		if err != nil {
-			return fmt.Errorf("%w of %s: %v", errKeyLookup, did, err)
-		}
-		pub, err := ident.PublicKey()
+		k, err := v.key(ctx, did)
 		if err == nil {
-			err = c.VerifySignature(pub)
+			err = c.VerifySignature(k)
 		}
-		if err == nil || attempt == 1 {
+		if err == nil || attempt == 1 || errors.Is(err, errKeyLookup) {
 			return err
 		}
-		if p, ok := v.dir.(interface {
-			Purge(context.Context, syntax.AtIdentifier) error
-		}); ok {
-			_ = p.Purge(ctx, did.AtIdentifier())
-		} else {
-			return err
-		}
+		v.forget(ctx, did)
 	}
 }
 
