@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 10s
 LDFLAGS := -s -w -X main.Version=$(VERSION)
 
-.PHONY: all build build-production demo test check fmt vet fuzz bench pds pds-stop clean
+.PHONY: all build build-production demo test check check-deploy fmt vet fuzz bench pds pds-stop clean
 
 all: build
 
@@ -40,6 +40,15 @@ vet:
 	$(GO) vet -tags production $(PKGS)
 
 # Short fuzzing runs of every fuzz target (their seed corpora run in `test`).
+# The deployment files in deploy/ against the code: settings and flags that
+# exist, pinned images (asked of the registry where one is reachable), the
+# NATS definitions against a real server, alert rules against the metrics
+# moodsync registers, and the Kubernetes kustomization building.
+check-deploy:
+	$(GO) test -count=1 -run 'TestDeploy|TestNATSDefinitions' ./deploy/ ./cmd/moodsync/
+	@if command -v kubectl >/dev/null 2>&1; then kubectl kustomize deploy/k8s >/dev/null && echo "kustomize: deploy/k8s builds"; else echo "kustomize: no kubectl, skipped"; fi
+	deploy/check-images.sh
+
 fuzz:
 	@for pkg in $$($(GO) list $(PKGS)); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
