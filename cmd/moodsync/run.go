@@ -86,6 +86,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		}
 	}()
 	// consumer: wired here
+	startConsumer(runCtx, &wg, &cfg, engine, in.Store, m, log, errs)
 	if c.ready != nil {
 		close(c.ready)
 	}
