@@ -276,3 +276,35 @@ func TestConsumerAccountAndIdentityEvents(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+func TestConsumerFindsUserAddedLaterAndReconcilesThem(t *testing.T) {
+	r := newRig(t)
+	dave := reconcile.Account{User: "auth0|dave", DID: "did:plc:dave"}
+	g := newGenRepo(t, dave.DID, r.dir)
+	c := r.start(t, func(cfg *Config) { cfg.AccountsRefresh = time.Millisecond })
+
+	// Dave's first record went by before his users row existed.
+	early := r.mood(dave, 1)
+	r.fh.add(commitFrame(t, g.commit(t, 1, moodOp("3kh5dye2qpc2a", early))))
+	r.handledAll(t, c)
+	if s := c.Stats(); s.Dropped != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+
+	r.store.PutAccount(dave)
+	r.pds.Put(dave.DID, reconcile.Record{Rkey: "3kh5dye2qpc2a", Value: reconcile.RecordValue{
+		Type: reconcile.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: early,
+	}})
+	later := r.mood(dave, 2)
+	r.fh.add(commitFrame(t, g.commit(t, 2, moodOp("3kh5dye2qpc2b", later))))
+	r.handledAll(t, c)
+	if got := r.store.Mood(early).Rkey; got != "3kh5dye2qpc2a" {
+		t.Fatalf("the dropped record was not reconciled: rkey %q", got)
+	}
+	if got := r.store.Mood(later).Rkey; got != "3kh5dye2qpc2b" {
+		t.Fatalf("rkey %q", got)
+	}
+	if s := c.Stats(); s.UserReconciles != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}

@@ -63,8 +63,8 @@ func (c *Consumer) handle(ctx context.Context, xev *events.XRPCStreamEvent) erro
 
 // account returns the account of did, or ok=false for a DID that is not one
 // of our users. A miss may reload the users map (throttled); users found
-// new by the reload are reconciled in full, since their earlier events
-// were dropped.
+// new by the reload are reconciled in full before the event is handled,
+// since their earlier events were dropped.
 func (c *Consumer) account(ctx context.Context, did string) (reconcile.Account, bool, error) {
 	if acct, ok := c.accounts.get(did); ok {
 		return acct, true, nil
@@ -82,9 +82,8 @@ func (c *Consumer) account(ctx context.Context, did string) (reconcile.Account, 
 		return reconcile.Account{}, false, err
 	}
 	for _, acct := range added {
-		if acct.DID == did {
-			continue // this event's own handling covers it from here
-		}
+		// Including this event's own user: its earlier events were
+		// dropped while its row was unknown.
 		if err := c.reconcileUser(ctx, acct, "new user"); err != nil {
 			return reconcile.Account{}, false, err
 		}
