@@ -31,9 +31,13 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func commands(stdout, stderr io.Writer) map[string]command {
 	return map[string]command{
-		"run":     &runCommand{stdout: stdout, stderr: stderr},
-		"publish": &publishCommand{stdout: stdout, stderr: stderr},
-		"version": &versionCommand{stdout: stdout},
+		"run":      &runCommand{stdout: stdout, stderr: stderr},
+		"publish":  &publishCommand{stdout: stdout, stderr: stderr},
+		"audit":    &auditCommand{stdout: stdout, stderr: stderr},
+		"backfill": &backfillCommand{stdout: stdout, stderr: stderr},
+		"cleanup":  &cleanupCommand{stdout: stdout, stderr: stderr},
+		"purge":    &purgeCommand{stdout: stdout, stderr: stderr},
+		"version":  &versionCommand{stdout: stdout},
 	}
 }
 

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+// TestAntiEntropyCLIGolden checks the anti-entropy commands' help and
+// refusals, and the text they print for a fixed compare, against golden
+// files.
+func TestAntiEntropyCLIGolden(t *testing.T) {
+	clearEnv(t)
+	cases := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"audit-help.golden", []string{"audit", "-h"}, 0},
+		{"backfill-help.golden", []string{"backfill", "-h"}, 0},
+		{"cleanup-help.golden", []string{"cleanup", "-h"}, 0},
+		{"purge-help.golden", []string{"purge", "-h"}, 0},
+		{"purge-no-yes.golden", []string{"purge", "--user", "auth0|1"}, 2},
+		{"purge-no-user.golden", []string{"purge", "--yes"}, 2},
+		{"audit-no-pds.golden", []string{"audit"}, 1},
+		{"backfill-bad-rate.golden", []string{"backfill", "--rate", "fast"}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			code := Main(context.Background(), c.args, &out, &out)
+			if code != c.code {
+				t.Errorf("exit code %d, want %d; output:\n%s", code, c.code, out.String())
+			}
+			golden(t, c.name, out.Bytes())
+		})
+	}
+
+	results := fixedCompare()
+	t.Run("audit-text.golden", func(t *testing.T) {
+		var out bytes.Buffer
+		writeAuditText(&out, newAuditOutput(results))
+		golden(t, "audit-text.golden", out.Bytes())
+	})
+	t.Run("audit-json.golden", func(t *testing.T) {
+		out, err := json.MarshalIndent(newAuditOutput(results), "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "audit-json.golden", append(out, '\n'))
+	})
+	t.Run("cleanup-dry-run.golden", func(t *testing.T) {
+		var out bytes.Buffer
+		writeCleanup(&out, results, planCleanup(results), true)
+		golden(t, "cleanup-dry-run.golden", out.Bytes())
+	})
+	t.Run("backfill-dry-run.golden", func(t *testing.T) {
+		var out bytes.Buffer
+		writeBackfillPlan(&out, planBackfill(results, 0))
+		golden(t, "backfill-dry-run.golden", out.Bytes())
+	})
+	t.Run("backfill-limit", func(t *testing.T) {
+		n := 0
+		for _, p := range planBackfill(results, 1) {
+			for _, fx := range p.fixes {
+				if fx.Kind == reconcile.FixCreate {
+					n++
+				}
+			}
+		}
+		if n != 1 {
+			t.Fatalf("--limit 1 planned %d creates", n)
+		}
+	})
+}
+
+// fixedCompare is a compare of two users with some of every class, and a
+// third that could not be compared.
+func fixedCompare() []compared {
+	when := time.Date(2025, 10, 14, 19, 30, 0, 0, time.UTC)
+	id := func(n int) string { return fmt.Sprintf("507f1f77bcf86cd7994390%02d", n) }
+	mood := func(n int, user, rkey string, deleted bool) *reconcile.Mood {
+		return &reconcile.Mood{ID: id(n), User: user, Text: fmt.Sprintf("mood %d", n), When: when.Add(time.Duration(n) * time.Hour), Rkey: rkey, Deleted: deleted}
+	}
+	rec := func(rkey string, m *reconcile.Mood) reconcile.Record {
+		return reconcile.Record{Rkey: rkey, Value: reconcile.NewRecordValue(m)}
+	}
+	alice := reconcile.Account{User: "auth0|alice", DID: "did:plc:alice"}
+	bob := reconcile.Account{User: "auth0|bob", DID: "did:plc:bob"}
+	a := []*reconcile.Mood{
+		mood(1, alice.User, "3kaaaaaaaaa01", false), mood(2, alice.User, "", false), mood(3, alice.User, "", false),
+		mood(4, alice.User, "", true), mood(5, alice.User, "3kaaaaaaaaa05", false), mood(6, alice.User, "3kaaaaaaaaa06", true),
+	}
+	edited := rec("3kaaaaaaaaa05", a[4])
+	edited.Value.Mood = "edited on the PDS"
+	aRecs := []reconcile.Record{
+		rec("3kaaaaaaaaa01", a[0]), rec("3kaaaaaaaaa07", a[0]), rec("3kaaaaaaaaa04", a[3]), edited,
+		rec("3kaaaaaaaaa08", mood(9, alice.User, "", false)), {Rkey: "3kaaaaaaaaa09", Invalid: `field "mood" is int64, not a string`},
+	}
+	b := []*reconcile.Mood{mood(10, bob.User, "3kbbbbbbbbb10", false), mood(11, bob.User, "", false)}
+	bRecs := []reconcile.Record{rec("3kbbbbbbbbb11", b[1]), rec("3kbbbbbbbbb12", a[1])}
+	return []compared{
+		{acct: alice, report: reconcile.Compare(alice, a, nil, aRecs)},
+		{acct: bob, report: reconcile.Compare(bob, b, map[string]*reconcile.Mood{a[1].ID: a[1]}, bRecs)},
+		{acct: reconcile.Account{User: "auth0|carol", DID: "did:plc:carol"}, err: fmt.Errorf("read repo of did:plc:carol: RepoNotFound")},
+	}
+}

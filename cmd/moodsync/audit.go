@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/whistlegraph/moodsync/reconcile"
+)
+
+// auditCommand compares Mongo and the PDS for users and reports drift. It
+// changes nothing.
+type auditCommand struct{ stdout, stderr io.Writer }
+
+// driftExitCode is audit's exit code with --fail-on-drift when something
+// is to repair (1 stays for "the audit itself failed").
+const driftExitCode = 3
+
+func (c *auditCommand) Run(ctx context.Context, args []string) error {
+	f := newAEFlags("audit", c.stderr, false)
+	var asJSON, failOnDrift bool
+	f.fs.BoolVar(&asJSON, "json", false, "print the report as JSON (full ids) instead of text")
+	f.fs.BoolVar(&failOnDrift, "fail-on-drift", false, fmt.Sprintf("exit %d when anything is to repair (spoofed, invalid and mismatched records are notices: they never fail)", driftExitCode))
+	env, results, err := f.compare(ctx, args, c.stderr, nil)
+	if err != nil {
+		return err
+	}
+	defer env.in.Close()
+	out := newAuditOutput(results)
+	if asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		writeAuditText(c.stdout, out)
+	}
+	switch {
+	case out.Total.Failed > 0:
+		return fmt.Errorf("%d of %d users could not be audited", out.Total.Failed, out.Total.Users)
+	case failOnDrift && out.Total.Drift > 0:
+		return exitError{driftExitCode}
+	}
+	return nil
+}
+
+// auditOutput is the report, as printed (the JSON form is for scripts).
+type auditOutput struct {
+	Users []userAudit `json:"users"`
+	Total auditTotal  `json:"total"`
+}
+
+type userAudit struct {
+	User     string                  `json:"user"`
+	DID      string                  `json:"did"`
+	Mongo    reconcile.MongoCounts   `json:"mongo"`
+	ATProto  reconcile.ATProtoCounts `json:"atproto"`
+	Drift    int                     `json:"drift"`
+	Findings []reconcile.Finding     `json:"findings"`
+	Error    string                  `json:"error,omitempty"`
+}
+
+type auditTotal struct {
+	Users   int                     `json:"users"`
+	Failed  int                     `json:"failed"`
+	Drift   int                     `json:"drift"`
+	Notices int                     `json:"notices"`
+	Mongo   reconcile.MongoCounts   `json:"mongo"`
+	ATProto reconcile.ATProtoCounts `json:"atproto"`
+	// ByClass counts the findings of each class over every user.
+	ByClass map[reconcile.Class]int `json:"byClass"`
+}
+
+func newAuditOutput(results []compared) auditOutput {
+	out := auditOutput{Users: make([]userAudit, 0, len(results)), Total: auditTotal{ByClass: map[reconcile.Class]int{}}}
+	for _, res := range results {
+		u := userAudit{User: res.acct.User, DID: res.acct.DID, Findings: []reconcile.Finding{}}
+		out.Total.Users++
+		if res.err != nil {
+			u.Error = res.err.Error()
+			out.Total.Failed++
+			out.Users = append(out.Users, u)
+			continue
+		}
+		r := res.report
+		u.Mongo, u.ATProto, u.Findings, u.Drift = r.Mongo, r.ATProto, r.Findings, r.Drift()
+		out.Total.Mongo.Add(r.Mongo)
+		out.Total.ATProto.Add(r.ATProto)
+		out.Total.Drift += u.Drift
+		out.Total.Notices += len(r.Findings) - u.Drift
+		for _, f := range r.Findings {
+			out.Total.ByClass[f.Class]++
+		}
+		out.Users = append(out.Users, u)
+	}
+	return out
+}
+
+// issueLines say, per class, what a finding is in the text report. ids
+// picks what identifies a finding there: the mood, or the record.
+var issueLines = map[reconcile.Class]struct {
+	one, many string
+	byRkey    bool
+}{
+	reconcile.ClassNotSynced:    {"mood not synced to ATProto", "moods not synced to ATProto", false},
+	reconcile.ClassUnlinked:     {"mood whose record exists but is not linked in MongoDB", "moods whose record exists but is not linked in MongoDB", false},
+	reconcile.ClassStaleRkey:    {"mood pointing at a missing record (stale rkey)", "moods pointing at a missing record (stale rkey)", false},
+	reconcile.ClassOrphan:       {"orphaned ATProto record", "orphaned ATProto records", true},
+	reconcile.ClassDuplicate:    {"duplicate ATProto record", "duplicate ATProto records", true},
+	reconcile.ClassSpoof:        {"record with a spoofed ref (left untouched)", "records with a spoofed ref (left untouched)", true},
+	reconcile.ClassInvalid:      {"invalid record (left untouched)", "invalid records (left untouched)", true},
+	reconcile.ClassTextMismatch: {"record whose text differs from MongoDB (left untouched)", "records whose text differs from MongoDB (left untouched)", true},
+}
+
+// writeCounts writes the two count blocks; lines for classes that are
+// rare stay out while they are zero.
+func writeCounts(w io.Writer, m reconcile.MongoCounts, a reconcile.ATProtoCounts) {
+	fmt.Fprintf(w, "MongoDB moods: %d\n", m.Live)
+	fmt.Fprintf(w, "  ✅ Synced to ATProto: %d\n", m.Synced)
+	fmt.Fprintf(w, "  ⚠️  Not synced: %d\n", m.NotSynced)
+	optional := func(label string, n int) {
+		if n > 0 {
+			fmt.Fprintf(w, "  %s: %d\n", label, n)
+		}
+	}
+	optional("🔗 Record not linked", m.Unlinked)
+	optional("❓ Stale rkey", m.StaleRkey)
+	fmt.Fprintf(w, "  🗑️  Soft deleted: %d\n", m.SoftDeleted)
+	fmt.Fprintf(w, "ATProto moods: %d\n", a.Records)
+	fmt.Fprintf(w, "  ✅ Matched in MongoDB: %d\n", a.Matched)
+	fmt.Fprintf(w, "  ⚠️  Orphaned (MongoDB deleted): %d\n", a.Orphaned)
+	optional("👥 Duplicates", a.Duplicate)
+	optional("🎭 Spoofed ref", a.Spoofed)
+	optional("❌ Invalid", a.Invalid)
+	optional("✏️  Text mismatch", a.TextMismatch)
+}
+
+// writeAuditText writes the human report: a block per user, then totals.
+func writeAuditText(w io.Writer, out auditOutput) {
+	for _, u := range out.Users {
+		fmt.Fprintf(w, "🔍 Mood Sync Audit for user: %s (%s)\n", u.User, u.DID)
+		if u.Error != "" {
+			fmt.Fprintf(w, "  ❗ could not audit: %s\n\n", u.Error)
+			continue
+		}
+		writeCounts(w, u.Mongo, u.ATProto)
+		if len(u.Findings) == 0 {
+			fmt.Fprint(w, "Issues: none\n\n")
+			continue
+		}
+		fmt.Fprintln(w, "Issues:")
+		for _, class := range reconcile.Classes {
+			var ids []string
+			line := issueLines[class]
+			for _, f := range u.Findings {
+				if f.Class != class {
+					continue
+				}
+				if line.byRkey {
+					ids = append(ids, f.Rkey)
+				} else {
+					ids = append(ids, f.MoodID)
+				}
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			kind := "IDs"
+			if line.byRkey {
+				kind = "rkeys"
+			}
+			fmt.Fprintf(w, "  - %s (%s: %s)\n", plural(len(ids), line.one, line.many), kind, shortList(ids))
+		}
+		fmt.Fprintln(w)
+	}
+	t := out.Total
+	fmt.Fprintf(w, "📊 Total: %s", plural(t.Users, "user", "users"))
+	if t.Failed > 0 {
+		fmt.Fprintf(w, " (%d could not be audited)", t.Failed)
+	}
+	fmt.Fprintln(w)
+	writeCounts(w, t.Mongo, t.ATProto)
+	fmt.Fprintf(w, "Drift: %d to repair", t.Drift)
+	if t.Drift > 0 {
+		backfill := t.ByClass[reconcile.ClassNotSynced]
+		fmt.Fprintf(w, " (backfill: %d, cleanup: %d)", backfill, t.Drift-backfill)
+	}
+	fmt.Fprintf(w, "; notices: %d\n", t.Notices)
+}
