@@ -58,7 +58,6 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
-	m.state.useNATS(in.NC, in.JS)
 	pds := pdsclient.New(cfg.PDSURL, in.Store, log)
 	m.instrumentPDS(pds)
 	engine := reconcile.NewEngine(in.Store, pds, log)
@@ -66,9 +65,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	pub := publisher.New(in.JS, engine, publisher.Config{Concurrency: cfg.PublishConcurrency}, log)
 	pub.Observe = m.intent
 
-	lead := newLeadership(in.JS, m, log)
-
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(reg, &in, lead.readiness()), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(reg, &in), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -89,10 +86,8 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		}
 	}()
 	startAntiEntropy(runCtx, &wg, &cfg, engine, in.Store, m, log)
-	// The firehose is followed by one replica: the lease holder.
-	lead.start(runCtx, &wg, errs, func(ctx context.Context, wg *sync.WaitGroup, errs chan<- error) {
-		startConsumer(ctx, wg, &cfg, engine, in.Store, m, log, errs)
-	})
+	// consumer: wired here
+	startConsumer(runCtx, &wg, &cfg, engine, in.Store, m, log, errs)
 	if c.ready != nil {
 		close(c.ready)
 	}
