@@ -188,6 +188,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	collectJetStream(ch, js)
 }
 
+// followerReady reports whether this term's follower is connected and
+// owes no all-users reconcile; false when there is none.
+func (c *stateCollector) followerReady() bool {
+	c.mu.Lock()
+	f := c.follower
+	c.mu.Unlock()
+	return f != nil && f.Ready()
+}
+
 // useNATS tells the collector where NATS reconnects and streams are read.
 func (c *stateCollector) useNATS(nc *nats.Conn, js jetstream.JetStream) {
 	c.mu.Lock()

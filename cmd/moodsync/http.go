@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,18 +37,21 @@ func httpHandler(reg *prometheus.Registry, in *infra, extra ...readinessCheck) h
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		failed := false
+		// The status goes out with the first byte of the body: decide it
+		// before writing.
+		var body strings.Builder
+		status := http.StatusOK
 		for _, c := range checks {
 			if err := c.check(ctx); err != nil {
-				failed = true
-				fmt.Fprintf(w, "%s: not ready: %v\n", c.name, err)
+				status = http.StatusServiceUnavailable
+				fmt.Fprintf(&body, "%s: not ready: %v\n", c.name, err)
 				continue
 			}
-			fmt.Fprintf(w, "%s: ok\n", c.name)
+			fmt.Fprintf(&body, "%s: ok\n", c.name)
 		}
-		if failed {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body.String())
 	})
 	return mux
 }
