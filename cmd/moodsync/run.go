@@ -58,6 +58,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
+	m.state.useNATS(in.NC, in.JS)
 	pds := pdsclient.New(cfg.PDSURL, in.Store, log)
 	m.instrumentPDS(pds)
 	engine := reconcile.NewEngine(in.Store, pds, log)
@@ -65,7 +66,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	pub := publisher.New(in.JS, engine, publisher.Config{Concurrency: cfg.PublishConcurrency}, log)
 	pub.Observe = m.intent
 
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(reg, &in), ReadHeaderTimeout: 5 * time.Second}
+	lead := newLeadership(in.JS, m, log)
+
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(reg, &in, lead.readiness()), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -85,9 +88,12 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 			errs <- err
 		}
 	}()
-	startAntiEntropy(runCtx, &wg, &cfg, engine, in.Store, m, log)
-	// consumer: wired here
-	startConsumer(runCtx, &wg, &cfg, engine, in.Store, m, log, errs)
+	// The firehose is followed, and anti-entropy run, by one replica: the
+	// lease holder.
+	lead.start(runCtx, &wg, errs, func(ctx context.Context, wg *sync.WaitGroup, errs chan<- error) {
+		startConsumer(ctx, wg, &cfg, engine, in.Store, m, log, errs)
+		startAntiEntropy(ctx, wg, &cfg, engine, in.Store, m, log)
+	})
 	if c.ready != nil {
 		close(c.ready)
 	}
