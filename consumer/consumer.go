@@ -108,7 +108,8 @@ type Consumer struct {
 	engine   Engine
 	store    Store
 	log      *slog.Logger
-	stream   string // cursor key: the firehose URL
+	dialURL  string // the firehose URL without query, credentials included
+	stream   string // cursor key and log name: dialURL without credentials
 	accounts *accounts
 	verifier *verifier
 	opts     []reconcile.Option
@@ -162,7 +163,8 @@ func New(cfg Config, engine Engine, store Store) (*Consumer, error) {
 		engine:   engine,
 		store:    store,
 		log:      cfg.Log.With("component", "consumer"),
-		stream:   u.String(),
+		dialURL:  u.String(),
+		stream:   u.Redacted(),
 		accounts: newAccounts(store, cfg.AccountsRefresh),
 		fullKick: make(chan struct{}, 1),
 		chains:   map[string]chainLink{},
@@ -283,7 +285,7 @@ func (c *Consumer) forgetCursor(ctx context.Context) {
 }
 
 func (c *Consumer) connectOnce(ctx context.Context) error {
-	u := c.stream
+	u := c.dialURL
 	if seq := c.handled.Load(); seq > 0 {
 		u += "?cursor=" + strconv.FormatInt(seq, 10)
 	}
