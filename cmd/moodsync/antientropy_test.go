@@ -444,3 +444,40 @@ func TestBackfillInterruptedThenRerun(t *testing.T) {
 		t.Fatalf("audit --fail-on-drift exited %d after backfill", code)
 	}
 }
+
+// TestRunAntiEntropyRepairsWithoutIntents: a mood the app never published
+// an intent for is written by the daemon's first anti-entropy pass.
+func TestRunAntiEntropyRepairsWithoutIntents(t *testing.T) {
+	w := newAEWorld(t)
+	alice := w.user()
+	id := devenv.InsertMood(t, w.store, alice.User, "never published", time.Now())
+	d := &daemon{t: t, env: []string{
+		"MOODSYNC_PDS_URL=" + w.pds.URL,
+		"MOODSYNC_PLC_URL=" + w.pds.PLCURL,
+		"MOODSYNC_MONGO_URI=" + devenv.MongoURI(t),
+		"MOODSYNC_MONGO_DB=" + w.store.DB.Name(),
+		"MOODSYNC_EMBED_NATS_ADDR=" + freeAddr(t),
+		"MOODSYNC_HTTP_ADDR=" + freeAddr(t),
+		"MOODSYNC_DATA_DIR=" + t.TempDir(),
+		"MOODSYNC_ANTI_ENTROPY_EVERY=1h",
+		"MOODSYNC_LOG_FORMAT=text",
+	}}
+	d.start()
+	devenv.Eventually(t, 60*time.Second, "anti-entropy pass wrote the record", func() bool {
+		m := w.mood(id)
+		return m != nil && m.Rkey != ""
+	})
+	devenv.Eventually(t, 30*time.Second, "pass logged", func() bool {
+		return strings.Contains(d.logs.String(), "anti-entropy pass finished")
+	})
+	if code := d.stop(); code != 0 {
+		t.Fatalf("run exited %d:\n%s", code, d.logs.String())
+	}
+	recs := w.records(alice.DID)
+	if len(recs) != 1 || recs[0].Rkey != w.mood(id).Rkey {
+		t.Fatalf("repo after the pass: %+v", recs)
+	}
+	if strings.Contains(d.logs.String(), alice.Password) {
+		t.Error("a PDS password reached the logs")
+	}
+}
