@@ -252,7 +252,10 @@ const AntiEntropyStream = "moodsync:anti-entropy"
 // AntiEntropy is the daemon's periodic full compare: every Every, each user
 // in turn — one at a time, so the PDS is not flooded — is compared and
 // repaired. The time of the last finished pass is kept in State, so a
-// restart does not start a pass early, nor skip one that is due.
+// restart does not start a pass early, nor skip one that is due, and
+// replicas sharing State do not each make a pass every period (two that
+// start together may overlap once; fixes are compare-and-set, so that
+// costs PDS reads, not correctness).
 type AntiEntropy struct {
 	Engine *Engine
 	Users  Accounts
@@ -290,6 +293,9 @@ func (a *AntiEntropy) Run(ctx context.Context) error {
 			if !sleepCtx(ctx, wait) {
 				return nil
 			}
+			// Look again: another replica may have made the pass meanwhile
+			// (the time of the last pass is shared through State).
+			continue
 		}
 		res, err := a.Pass(ctx)
 		if ctx.Err() != nil {
