@@ -59,8 +59,14 @@ func (c *Client) getRepo(ctx context.Context, did string) ([]byte, error) {
 	return body, nil
 }
 
-// RecordsFromCAR reads the mood records of a repo export.
-func RecordsFromCAR(ctx context.Context, car []byte) ([]reconcile.Record, error) {
+// RecordsFromCAR reads the mood records of a repo export. A malformed
+// export is an error, never a panic: one bad repo must not stop an audit.
+func RecordsFromCAR(ctx context.Context, car []byte) (recs []reconcile.Record, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			recs, err = nil, reconcile.Permanent("repo export unreadable (parser panicked: %v)", p)
+		}
+	}()
 	_, r, err := repo.LoadRepoFromCAR(ctx, bytes.NewReader(car))
 	if err != nil {
 		return nil, reconcile.Permanent("repo export unreadable: %v", err)

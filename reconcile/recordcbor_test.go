@@ -1,0 +1,72 @@
+package reconcile
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/bluesky-social/indigo/atproto/atdata"
+)
+
+func cborOf(t testing.TB, m map[string]any) []byte {
+	raw, err := atdata.MarshalCBOR(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// TestDecodeRecordCBOR: both lexicon revisions decode, anything else is
+// invalid with a reason.
+func TestDecodeRecordCBOR(t *testing.T) {
+	base := func() map[string]any {
+		return map[string]any{"$type": Collection, "mood": "sunny", "when": "2025-10-14T19:30:00.000Z", "ref": moodHex, "mongoId": moodHex}
+	}
+	legacy := base()
+	delete(legacy, "ref")
+	number := base()
+	number["mood"] = int64(42)
+	post := base()
+	post["$type"] = "app.bsky.feed.post"
+	badRef := base()
+	badRef["ref"], badRef["mongoId"] = "nope", "nope"
+	cases := []struct {
+		name  string
+		raw   []byte
+		valid bool
+	}{
+		{"both refs", cborOf(t, base()), true},
+		{"legacy mongoId only", cborOf(t, legacy), true},
+		{"mood is a number", cborOf(t, number), false},
+		{"another $type", cborOf(t, post), false},
+		{"bad ref", cborOf(t, badRef), false},
+		{"not CBOR", []byte("{}"), false},
+		{"empty", nil, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, why := DecodeRecordCBOR(c.raw)
+			if (v != nil) != c.valid || (v == nil) != (why != "") {
+				t.Fatalf("DecodeRecordCBOR = %+v, %q; want valid=%v", v, why, c.valid)
+			}
+			if v != nil && v.MoodID() != moodHex {
+				t.Fatalf("MoodID %q", v.MoodID())
+			}
+		})
+	}
+}
+
+// FuzzDecodeRecordCBOR: whatever a user wrote, decoding never panics and
+// a value is returned only when it passes the lexicon.
+func FuzzDecodeRecordCBOR(f *testing.F) {
+	f.Add(cborOf(f, map[string]any{"$type": Collection, "mood": "x", "when": "w", "ref": moodHex}))
+	f.Add([]byte{0xa1})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		v, why := DecodeRecordCBOR(bytes.Clone(raw))
+		if v != nil && (why != "" || ValidateRecord(v) != "") {
+			t.Fatalf("value %+v returned with reason %q", v, why)
+		}
+		if v == nil && why == "" {
+			t.Fatal("no value and no reason")
+		}
+	})
+}
