@@ -238,6 +238,9 @@ func newPacer(perSecond float64) *pacer {
 
 // wait returns when n more writes may start.
 func (p *pacer) wait(ctx context.Context, n int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	now := time.Now()
 	if p.next.Before(now) {

@@ -110,3 +110,30 @@ func fixedCompare() []compared {
 		{acct: reconcile.Account{User: "auth0|carol", DID: "did:plc:carol"}, err: fmt.Errorf("read repo of did:plc:carol: RepoNotFound")},
 	}
 }
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]float64{"": 0, "50": 50, "50/s": 50, "120/m": 2, "0.5/s": 0.5} {
+		if got, err := parseRate(in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"fast", "-1/s", "5/h", "/s"} {
+		if _, err := parseRate(bad); err == nil {
+			t.Errorf("parseRate(%q) accepted", bad)
+		}
+	}
+	p := newPacer(1)
+	if err := p.wait(context.Background(), 1000); err != nil {
+		t.Fatal(err)
+	}
+	// The next write is 1,000 s away: a cancelled context ends the wait.
+	if err := p.wait(canceled(), 1); err == nil {
+		t.Fatal("pacer ignored a cancelled context")
+	}
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
