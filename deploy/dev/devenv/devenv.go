@@ -26,6 +26,7 @@ import (
 	"github.com/whistlegraph/moodsync/deploy/embedded"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
+	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
 
 // PDS is the running dev PDS.
@@ -156,34 +157,9 @@ func (p *PDS) Login(ctx context.Context, a *Account) (*atclient.APIClient, error
 	return atclient.LoginWithPasswordHost(ctx, p.URL, a.Handle, a.Password, "", nil)
 }
 
-// Records lists the mood records of a repo.
+// Records lists the mood records of a repo (a public read, no session).
 func (p *PDS) Records(ctx context.Context, did string) ([]reconcile.Record, error) {
-	var all []reconcile.Record
-	cursor := ""
-	for {
-		params := map[string]any{"repo": did, "collection": reconcile.Collection, "limit": 100}
-		if cursor != "" {
-			params["cursor"] = cursor
-		}
-		var out struct {
-			Cursor  string `json:"cursor"`
-			Records []struct {
-				URI   string                `json:"uri"`
-				CID   string                `json:"cid"`
-				Value reconcile.RecordValue `json:"value"`
-			} `json:"records"`
-		}
-		if err := atclient.NewAPIClient(p.URL).Get(ctx, syntax.NSID("com.atproto.repo.listRecords"), params, &out); err != nil {
-			return nil, err
-		}
-		for _, r := range out.Records {
-			all = append(all, reconcile.Record{Rkey: r.URI[strings.LastIndexByte(r.URI, '/')+1:], CID: r.CID, Value: r.Value})
-		}
-		if out.Cursor == "" || len(out.Records) == 0 {
-			return all, nil
-		}
-		cursor = out.Cursor
-	}
+	return pdsclient.New(p.URL, nil, nil).ListRecords(ctx, did)
 }
 
 var (
