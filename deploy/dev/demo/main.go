@@ -197,6 +197,32 @@ func run() error {
 		return fmt.Errorf("delete not mirrored: %w", err)
 	}
 
+	// The other direction: a user deletes a record straight on the PDS; the
+	// firehose consumer notices and soft-deletes the mood in Mongo.
+	grace := users[1]
+	victim := grace.ids[0]
+	vm, err := store.Moods(ctx, []string{victim})
+	if err != nil {
+		return err
+	}
+	step("grace deletes record %s straight on the PDS (not through the app)", vm[victim].Rkey)
+	api, err := pds.Login(ctx, grace.acct)
+	if err != nil {
+		return err
+	}
+	if err := api.Post(ctx, "com.atproto.repo.deleteRecord", map[string]any{
+		"repo": grace.acct.DID, "collection": reconcile.Collection, "rkey": vm[victim].Rkey,
+	}, nil); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, func() bool {
+		m, err := store.Moods(ctx, []string{victim})
+		return err == nil && m[victim] != nil && m[victim].Deleted && m[victim].Rkey == ""
+	}); err != nil {
+		return fmt.Errorf("PDS-side delete not reflected in Mongo: %w", err)
+	}
+	fmt.Printf("    mood %s is now soft-deleted in Mongo, atproto unset\n", victim)
+
 	step("records read back from the PDS")
 	for _, u := range users {
 		recs, err := pds.Records(ctx, u.acct.DID)
