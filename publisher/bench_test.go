@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -36,10 +37,16 @@ import (
 //     collections; never judge speed on it).
 //
 // Run: go test -run '^$' -bench IntentToPDS -benchtime 5x ./publisher/
-const (
-	benchUsers   = 4
-	benchPerUser = 100
-)
+const benchUsers = 4
+
+// benchPerUser is how many moods each user has in a round (100 unless
+// MOODSYNC_BENCH_PER_USER says otherwise): the size of a user's batch.
+var benchPerUser = func() int {
+	if n, err := strconv.Atoi(os.Getenv("MOODSYNC_BENCH_PER_USER")); err == nil && n > 0 {
+		return n
+	}
+	return 100
+}()
 
 // memSessions keeps PDS sessions and passwords in memory.
 type memSessions struct {
