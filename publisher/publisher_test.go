@@ -551,3 +551,53 @@ func TestIntentParse(t *testing.T) {
 		t.Error("raw JSON error leaked instead of a permanent error")
 	}
 }
+
+func TestExpiredAccessTokenIsRefreshedNotReplacedByALogin(t *testing.T) {
+	h := newHarness(t)
+	alice := h.pds.CreateUser(t, h.store)
+	stop := h.start()
+	first := devenv.InsertMood(t, h.store, alice.User, "before expiry", when)
+	h.publish(create(alice.User, first))
+	h.drained(15 * time.Second)
+	stop()
+
+	// Two hours later, as far as the PDS can tell: the cached access token
+	// has expired; the refresh token is still good.
+	ctx := context.Background()
+	sess, err := h.store.LoadSession(ctx, alice.DID)
+	if err != nil || sess == nil {
+		t.Fatalf("no cached session: %v", err)
+	}
+	expired, err := h.pds.ExpireAccessToken(sess.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRefresh := sess.RefreshToken
+	sess.AccessToken = expired
+	if err := h.store.SaveSession(ctx, *sess); err != nil {
+		t.Fatal(err)
+	}
+	logins := h.proxy.Count("com.atproto.server.createSession")
+
+	h.start()
+	second := devenv.InsertMood(t, h.store, alice.User, "after expiry", when.Add(time.Minute))
+	h.publish(create(alice.User, second))
+	h.drained(15 * time.Second)
+
+	if h.mood(second).Rkey == "" {
+		t.Fatal("mood not synced after the access token expired")
+	}
+	if got := h.proxy.Count("com.atproto.server.refreshSession"); got != 1 {
+		t.Fatalf("want 1 refreshSession, got %d", got)
+	}
+	if got := h.proxy.Count("com.atproto.server.createSession"); got != logins {
+		t.Fatalf("an expired access token caused %d new logins", got-logins)
+	}
+	sess, err = h.store.LoadSession(ctx, alice.DID)
+	if err != nil || sess == nil {
+		t.Fatalf("session gone: %v", err)
+	}
+	if sess.AccessToken == expired || sess.RefreshToken == oldRefresh {
+		t.Fatal("refreshed tokens were not written back to moodsync_sessions")
+	}
+}

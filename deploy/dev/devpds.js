@@ -40,6 +40,7 @@ async function main() {
   const pdsPort = Number(process.env.MOODSYNC_DEV_PDS_PORT || 0) || (await freePort())
   const hex = (n) => crypto.randomBytes(n).toString('hex')
   const adminPassword = hex(16)
+  const jwtSecret = hex(32)
   Object.assign(process.env, {
     PDS_HOSTNAME: 'localhost',
     PDS_PORT: String(pdsPort),
@@ -52,7 +53,7 @@ async function main() {
     // The PDS resolves did:plc through the local directory; it must be
     // named localhost, not 127.0.0.1.
     PDS_DID_PLC_URL: `http://localhost:${plcPort}`,
-    PDS_JWT_SECRET: hex(32),
+    PDS_JWT_SECRET: jwtSecret,
     PDS_ADMIN_PASSWORD: adminPassword,
     PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX: hex(32),
     PDS_DPOP_SECRET: hex(32),
@@ -69,6 +70,8 @@ async function main() {
     `MOODSYNC_DEV_PDS_URL=http://127.0.0.1:${pdsPort}`,
     `MOODSYNC_DEV_PLC_URL=http://127.0.0.1:${plcPort}`,
     `MOODSYNC_DEV_ADMIN_PASSWORD=${adminPassword}`,
+    // Lets tests mint an expired access token to exercise session refresh.
+    `MOODSYNC_DEV_JWT_SECRET=${jwtSecret}`,
   ].join('\n') + '\n'
   fs.writeFileSync(stateFile + '.tmp', state, { mode: 0o600 })
   fs.renameSync(stateFile + '.tmp', stateFile)

@@ -48,5 +48,5 @@ if ! healthy; then
   done
   healthy || { echo "dev PDS not healthy after 60s (see $RUN/pds.log)" >&2; exit 1; }
 fi
-grep -v PASSWORD "$STATE"
+grep -v -e PASSWORD -e SECRET "$STATE"
 echo "MOODSYNC_DEV_STATE=$STATE"

@@ -34,6 +34,9 @@ type PDS struct {
 	URL           string
 	PLCURL        string
 	AdminPassword string
+	// JWTSecret signs the PDS's session tokens (dev only), so tests can
+	// mint an expired access token.
+	JWTSecret string
 }
 
 var (
@@ -70,7 +73,8 @@ func StartPDS() (*PDS, error) {
 			pdsErr = err
 			return
 		}
-		pds = &PDS{URL: env["MOODSYNC_DEV_PDS_URL"], PLCURL: env["MOODSYNC_DEV_PLC_URL"], AdminPassword: env["MOODSYNC_DEV_ADMIN_PASSWORD"]}
+		pds = &PDS{URL: env["MOODSYNC_DEV_PDS_URL"], PLCURL: env["MOODSYNC_DEV_PLC_URL"],
+			AdminPassword: env["MOODSYNC_DEV_ADMIN_PASSWORD"], JWTSecret: env["MOODSYNC_DEV_JWT_SECRET"]}
 	})
 	return pds, pdsErr
 }
