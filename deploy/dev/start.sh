@@ -15,13 +15,19 @@ mkdir -p "$RUN"
 exec 9>"$RUN/lock"
 flock 9
 
+# ours PID: the PID is alive and is the dev PDS this script started (a PID
+# saved by an earlier boot may now belong to anything else).
+ours() {
+  [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q 'devpds\.js'
+}
+
 healthy() {
   [[ -f "$STATE" ]] || return 1
   # shellcheck disable=SC1090
   local pid url
   pid="$(sed -n 's/^MOODSYNC_DEV_PID=//p' "$STATE")"
   url="$(sed -n 's/^MOODSYNC_DEV_PDS_URL=//p' "$STATE")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  ours "$pid" || return 1
   curl -fsS -m 2 "$url/xrpc/_health" >/dev/null 2>&1
 }
 
@@ -30,7 +36,7 @@ if ! healthy; then
   # directory lives in memory, so the PDS data must start afresh with it.
   if [[ -f "$STATE" ]]; then
     oldpid="$(sed -n 's/^MOODSYNC_DEV_PID=//p' "$STATE")"
-    if [[ -n "$oldpid" ]] && kill -0 "$oldpid" 2>/dev/null; then kill "$oldpid" || true; fi
+    if ours "$oldpid"; then kill "$oldpid" || true; fi
   fi
   rm -f "$STATE"
   rm -rf "$RUN/data"
