@@ -22,6 +22,23 @@ type RepoExporter interface {
 	ExportRecords(ctx context.Context, did string) ([]Record, error)
 }
 
+// readRepo reads every mood record of a repo: one export when the PDS
+// client can, listRecords pages otherwise. Every whole-user pass reads
+// the repo through here.
+func (e *Engine) readRepo(ctx context.Context, did string) ([]Record, error) {
+	var records []Record
+	var err error
+	if x, ok := e.PDS.(RepoExporter); ok {
+		records, err = x.ExportRecords(ctx, did)
+	} else {
+		records, err = e.PDS.ListRecords(ctx, did)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read repo of %s: %w", did, err)
+	}
+	return records, nil
+}
+
 // CompareUser compares one user's moods with their repo.
 func (e *Engine) CompareUser(ctx context.Context, user string) (*Report, error) {
 	acct, err := e.Store.Account(ctx, user)
@@ -42,14 +59,9 @@ func (e *Engine) CompareAccount(ctx context.Context, acct Account) (*Report, err
 	if err != nil {
 		return nil, fmt.Errorf("read moods of %s: %w", acct.User, err)
 	}
-	var records []Record
-	if x, ok := e.PDS.(RepoExporter); ok {
-		records, err = x.ExportRecords(ctx, acct.DID)
-	} else {
-		records, err = e.PDS.ListRecords(ctx, acct.DID)
-	}
+	records, err := e.readRepo(ctx, acct.DID)
 	if err != nil {
-		return nil, fmt.Errorf("read repo of %s: %w", acct.DID, err)
+		return nil, err
 	}
 	own := make(map[string]bool, len(moods))
 	for _, m := range moods {

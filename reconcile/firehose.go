@@ -317,9 +317,9 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, opts ...Option)
 	}
 	defer e.lockUser(user)()
 
-	records, err := e.PDS.ListRecords(ctx, acct.DID)
+	records, err := e.readRepo(ctx, acct.DID)
 	if err != nil {
-		return nil, fmt.Errorf("list records of %s: %w", acct.DID, err)
+		return nil, err
 	}
 	// Oldest first, so when several records name one mood the earliest is
 	// the one kept, whatever order the listing came in.
