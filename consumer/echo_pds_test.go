@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/publisher"
 	"github.com/whistlegraph/moodsync/publisher/intent"
@@ -22,16 +19,9 @@ func TestPublisherWritesAndTheirFirehoseEchoesNeverFight(t *testing.T) {
 	e := newEnv(t)
 	users := []*devenv.Account{e.pds.CreateUser(t, e.store), e.pds.CreateUser(t, e.store)}
 	c := e.start(t)
+	reconcilesAtStart := c.Stats().UserReconciles
 
-	nc, err := nats.Connect(devenv.NewNATS(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := devenv.ConnectJetStream(t, devenv.NewNATS(t))
 	pub := publisher.New(js, e.engine, publisher.Config{}, testLog(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -68,8 +58,11 @@ func TestPublisherWritesAndTheirFirehoseEchoesNeverFight(t *testing.T) {
 
 	v := c.Stats().Verdicts
 	t.Logf("echo verdicts: %v", v)
-	if echoes() != n {
-		t.Fatalf("want %d confirms+repairs, got %d (%v)", n, echoes(), v)
+	// A whole-user reconcile meanwhile (the consumer runs one when a repo's
+	// chain is new to it) confirms records too; without one, the echoes
+	// are exactly the confirms and repairs.
+	if extra := c.Stats().UserReconciles - reconcilesAtStart; echoes() != n && (extra == 0 || echoes() < n) {
+		t.Fatalf("want %d confirms+repairs, got %d (%v; %d user reconciles since start)", n, echoes(), v, extra)
 	}
 	for _, bad := range []reconcile.Verdict{reconcile.VerdictDuplicate, reconcile.VerdictOrphan, reconcile.VerdictPDSDelete, reconcile.VerdictInvalid, reconcile.VerdictSpoof} {
 		if v[bad] != 0 {
