@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
@@ -707,15 +706,7 @@ func TestDeployAlertRulesHaveRunbooks(t *testing.T) {
 func TestNATSDefinitionsMatchPublisher(t *testing.T) {
 	ctx := context.Background()
 	connect := func() jetstream.JetStream {
-		nc, err := nats.Connect(devenv.NewNATS(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, js := devenv.ConnectJetStream(t, devenv.NewNATS(t))
 		return js
 	}
 

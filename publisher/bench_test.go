@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
@@ -244,15 +242,7 @@ func BenchmarkIntentToPDS(b *testing.B) {
 func runPublisher(b *testing.B, pds *devenv.PDS, users []benchUser, store reconcile.Store, sessions pdsclient.SessionStore, synced func(id string) bool) time.Duration {
 	b.Helper()
 	ctx := context.Background()
-	nc, err := nats.Connect(devenv.NewNATS(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, js := devenv.ConnectJetStream(b, devenv.NewNATS(b))
 	client := pdsclient.New(pds.URL, sessions, nil)
 	for _, u := range users {
 		u.warm(b, client)

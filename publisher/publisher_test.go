@@ -44,16 +44,7 @@ func newHarness(t *testing.T) *harness {
 		cfg:      publisher.Config{MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second, AckWait: 10 * time.Second},
 		outcomes: map[string]int{},
 	}
-	nc, err := nats.Connect(devenv.NewNATS(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	h.nc = nc
-	h.js, err = jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.nc, h.js = devenv.ConnectJetStream(t, devenv.NewNATS(t))
 	if err := publisher.EnsureStreams(context.Background(), h.js); err != nil {
 		t.Fatal(err)
 	}

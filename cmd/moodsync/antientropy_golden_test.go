@@ -16,11 +16,7 @@ import (
 // files.
 func TestAntiEntropyCLIGolden(t *testing.T) {
 	clearEnv(t)
-	cases := []struct {
-		name string
-		args []string
-		code int
-	}{
+	cases := []cliCase{
 		{"audit-help.golden", []string{"audit", "-h"}, 0},
 		{"backfill-help.golden", []string{"backfill", "-h"}, 0},
 		{"cleanup-help.golden", []string{"cleanup", "-h"}, 0},
@@ -30,16 +26,7 @@ func TestAntiEntropyCLIGolden(t *testing.T) {
 		{"audit-no-pds.golden", []string{"audit"}, 1},
 		{"backfill-bad-rate.golden", []string{"backfill", "--rate", "fast"}, 1},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var out bytes.Buffer
-			code := Main(context.Background(), c.args, &out, &out)
-			if code != c.code {
-				t.Errorf("exit code %d, want %d; output:\n%s", code, c.code, out.String())
-			}
-			golden(t, c.name, out.Bytes())
-		})
-	}
+	runCLICases(t, cases)
 
 	results := fixedCompare()
 	t.Run("audit-text.golden", func(t *testing.T) {

@@ -151,7 +151,7 @@ func TestTwoReplicasShareIntentsOneFollowsAndAStandbyTakesOver(t *testing.T) {
 	}
 	t.Logf("%s leads, %s stands by", lead.name, standby.name)
 
-	js := jetStream(t, natsURL)
+	_, js := devenv.ConnectJetStream(t, natsURL)
 	users := []*devenv.Account{alice, bob}
 	var ids []string
 	publishMood := func(i int) string {

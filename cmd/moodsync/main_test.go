@@ -48,22 +48,16 @@ func clearEnv(t *testing.T) {
 	}
 }
 
-func TestCLIOutputGolden(t *testing.T) {
-	clearEnv(t)
-	cases := []struct {
-		name string
-		args []string
-		code int
-	}{
-		{"usage.golden", []string{"--help"}, 0},
-		{"no-args.golden", nil, 2},
-		{"unknown-command.golden", []string{"frobnicate"}, 2},
-		{"run-help.golden", []string{"run", "-h"}, 0},
-		{"run-no-pds.golden", []string{"run"}, 1},
-		{"publish-help.golden", []string{"publish", "--help"}, 0},
-		{"publish-bad-id.golden", []string{"publish", "create", "--user", "auth0|1", "--mood", "xyz"}, 1},
-		{"publish-unknown-op.golden", []string{"publish", "zap", "--user", "auth0|1"}, 1},
-	}
+// cliCase is one command line whose exit code and output are checked
+// against testdata/name.
+type cliCase struct {
+	name string
+	args []string
+	code int
+}
+
+func runCLICases(t *testing.T, cases []cliCase) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -74,6 +68,21 @@ func TestCLIOutputGolden(t *testing.T) {
 			golden(t, c.name, out.Bytes())
 		})
 	}
+}
+
+func TestCLIOutputGolden(t *testing.T) {
+	clearEnv(t)
+	cases := []cliCase{
+		{"usage.golden", []string{"--help"}, 0},
+		{"no-args.golden", nil, 2},
+		{"unknown-command.golden", []string{"frobnicate"}, 2},
+		{"run-help.golden", []string{"run", "-h"}, 0},
+		{"run-no-pds.golden", []string{"run"}, 1},
+		{"publish-help.golden", []string{"publish", "--help"}, 0},
+		{"publish-bad-id.golden", []string{"publish", "create", "--user", "auth0|1", "--mood", "xyz"}, 1},
+		{"publish-unknown-op.golden", []string{"publish", "zap", "--user", "auth0|1"}, 1},
+	}
+	runCLICases(t, cases)
 }
 
 func TestFirehoseURLFromPDSURL(t *testing.T) {

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/publisher/intent"
@@ -99,20 +97,6 @@ func testDB(t *testing.T) string {
 	return db
 }
 
-func jetStream(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 // TestMetricsMatchAScriptedRunAndReadyzFollowsMongo runs the daemon on
 // real parts — the dev PDS behind a counting proxy, an embedded NATS, the
 // Mongo-wire server behind a TCP forwarder — scripts intents, then checks
@@ -152,7 +136,7 @@ func TestMetricsMatchAScriptedRunAndReadyzFollowsMongo(t *testing.T) {
 			t.Errorf("run exited %d", code)
 		}
 	}()
-	js := jetStream(t, natsURL)
+	_, js := devenv.ConnectJetStream(t, natsURL)
 	ctx := context.Background()
 	devenv.Eventually(t, 60*time.Second, "leading and ready", func() bool {
 		code, _ := get(httpAddr, "/readyz")

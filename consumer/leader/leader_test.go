@@ -21,20 +21,6 @@ const testTTL = 2 * time.Second
 // machine does not fail a test that is about order, not speed.
 const within = 60 * time.Second
 
-func connect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
-
 // replica is one campaigning lease with its own NATS connection, whose work
 // records when it ran.
 type replica struct {
@@ -89,7 +75,7 @@ func (b *board) work(id string) func(ctx context.Context) error {
 
 func start(t *testing.T, url, id string, b *board) *replica {
 	t.Helper()
-	nc, js := connect(t, url)
+	nc, js := devenv.ConnectJetStream(t, url)
 	r := &replica{nc: nc, board: b, done: make(chan error, 1)}
 	r.lease = New(js, Config{ID: id, TTL: testTTL, Log: devenvLog(t), OnChange: func(leading bool, reason string) {
 		r.mu.Lock()
@@ -200,7 +186,7 @@ func TestTakenLeaseStopsTheWorkAndIsWonBack(t *testing.T) {
 
 	// Someone (an operator, a replica with a wrong clock) overwrites the
 	// key: a's next renewal fails its revision check and the work stops.
-	_, js := connect(t, url)
+	_, js := devenv.ConnectJetStream(t, url)
 	kv, err := js.KeyValue(context.Background(), DefaultBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +208,7 @@ func TestTakenLeaseStopsTheWorkAndIsWonBack(t *testing.T) {
 
 func TestExistingBucketKeepsItsTTL(t *testing.T) {
 	url := devenv.NewNATS(t)
-	_, js := connect(t, url)
+	_, js := devenv.ConnectJetStream(t, url)
 	ctx := context.Background()
 	if _, err := js.CreateKeyValue(ctx, BucketConfig(DefaultBucket, 3*time.Second)); err != nil {
 		t.Fatal(err)
@@ -237,7 +223,7 @@ func TestExistingBucketKeepsItsTTL(t *testing.T) {
 
 func TestBucketWithoutTTLIsRefused(t *testing.T) {
 	url := devenv.NewNATS(t)
-	_, js := connect(t, url)
+	_, js := devenv.ConnectJetStream(t, url)
 	ctx := context.Background()
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DefaultBucket}); err != nil {
 		t.Fatal(err)
@@ -250,7 +236,7 @@ func TestBucketWithoutTTLIsRefused(t *testing.T) {
 
 func TestWorkFailureEndsRunAndReleases(t *testing.T) {
 	url := devenv.NewNATS(t)
-	_, js := connect(t, url)
+	_, js := devenv.ConnectJetStream(t, url)
 	boom := errors.New("boom")
 	err := New(js, Config{TTL: testTTL}).Run(context.Background(), func(context.Context) error { return boom })
 	if !errors.Is(err, boom) {

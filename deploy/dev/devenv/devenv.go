@@ -21,6 +21,8 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/atclient"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/whistlegraph/moodsync/deploy/embedded"
@@ -227,6 +229,22 @@ func NewNATS(t testing.TB) string {
 	}
 	t.Cleanup(n.Close)
 	return n.URL()
+}
+
+// ConnectJetStream connects to NATS at url for one test (reconnecting
+// for as long as the test runs) and returns the connection and JetStream.
+func ConnectJetStream(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }
 
 // InsertMood inserts a live mood and returns its id.
