@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // accounts is the DID → user map of `users.atproto.did`. The whole map is
@@ -18,16 +18,16 @@ type accounts struct {
 	refresh time.Duration
 
 	mu       sync.RWMutex
-	byDID    map[string]reconcile.Account
+	byDID    map[string]model.Account
 	loadedAt time.Time
 }
 
 func newAccounts(store Store, refresh time.Duration) *accounts {
-	return &accounts{store: store, refresh: refresh, byDID: map[string]reconcile.Account{}}
+	return &accounts{store: store, refresh: refresh, byDID: map[string]model.Account{}}
 }
 
 // get returns the account of did from the map alone.
-func (a *accounts) get(did string) (reconcile.Account, bool) {
+func (a *accounts) get(did string) (model.Account, bool) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	acct, ok := a.byDID[did]
@@ -43,12 +43,12 @@ func (a *accounts) stale(now time.Time) bool {
 
 // load replaces the map with the store's users and returns the accounts
 // that were not in it before (none on the first load).
-func (a *accounts) load(ctx context.Context) ([]reconcile.Account, error) {
+func (a *accounts) load(ctx context.Context) ([]model.Account, error) {
 	list, err := a.store.Accounts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	fresh := make(map[string]reconcile.Account, len(list))
+	fresh := make(map[string]model.Account, len(list))
 	for _, acct := range list {
 		if acct.DID != "" {
 			fresh[acct.DID] = acct
@@ -56,7 +56,7 @@ func (a *accounts) load(ctx context.Context) ([]reconcile.Account, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var added []reconcile.Account
+	var added []model.Account
 	if !a.loadedAt.IsZero() {
 		for did, acct := range fresh {
 			if old, ok := a.byDID[did]; !ok || old.User != acct.User {
@@ -71,7 +71,7 @@ func (a *accounts) load(ctx context.Context) ([]reconcile.Account, error) {
 
 // lookup reads one DID from the store and updates the map. added says the
 // DID was not mapped to this user before.
-func (a *accounts) lookup(ctx context.Context, did string) (acct *reconcile.Account, added bool, err error) {
+func (a *accounts) lookup(ctx context.Context, did string) (acct *model.Account, added bool, err error) {
 	acct, err = a.store.AccountByDID(ctx, did)
 	if err != nil {
 		return nil, false, err
@@ -88,10 +88,10 @@ func (a *accounts) lookup(ctx context.Context, did string) (acct *reconcile.Acco
 }
 
 // all returns every mapped account.
-func (a *accounts) all() []reconcile.Account {
+func (a *accounts) all() []model.Account {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	out := make([]reconcile.Account, 0, len(a.byDID))
+	out := make([]model.Account, 0, len(a.byDID))
 	for _, acct := range a.byDID {
 		out = append(out, acct)
 	}

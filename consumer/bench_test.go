@@ -24,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
 )
 
@@ -38,8 +39,8 @@ const (
 type benchData struct {
 	dir      *identity.MockDirectory
 	frames   [][]byte
-	accounts []reconcile.Account
-	moods    []reconcile.Mood
+	accounts []model.Account
+	moods    []model.Mood
 	bytes    int
 }
 
@@ -52,7 +53,7 @@ func benchFramesOnce(b *testing.B) *benchData {
 	d := &benchData{dir: identity.NewMockDirectory()}
 	repos := make([]*genRepo, benchRepos)
 	for i := range repos {
-		acct := reconcile.Account{User: fmt.Sprintf("auth0|bench%d", i), DID: fmt.Sprintf("did:plc:bench%d", i)}
+		acct := model.Account{User: fmt.Sprintf("auth0|bench%d", i), DID: fmt.Sprintf("did:plc:bench%d", i)}
 		d.accounts = append(d.accounts, acct)
 		repos[i] = newGenRepo(b, acct.DID, d.dir)
 	}
@@ -63,7 +64,7 @@ func benchFramesOnce(b *testing.B) *benchData {
 			op := g.postOp()
 			if (round+i)%benchMoodEveryNth == 0 {
 				id := fmt.Sprintf(benchMoodIDPattern, i, round)
-				d.moods = append(d.moods, reconcile.Mood{ID: id, User: d.accounts[i].User, Text: "sunny"})
+				d.moods = append(d.moods, model.Mood{ID: id, User: d.accounts[i].User, Text: "sunny"})
 				op = moodOp(fmt.Sprintf("3kh5dye2q%04d", round), id)
 			}
 			fr := commitFrame(b, g.commit(b, seq, op))

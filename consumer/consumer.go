@@ -28,21 +28,22 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // Engine is the reconcile engine's firehose side (*reconcile.Engine).
 type Engine interface {
-	ApplyUpsert(ctx context.Context, acct reconcile.Account, op reconcile.Upsert, opts ...reconcile.Option) (reconcile.Verdict, error)
-	ApplyDelete(ctx context.Context, acct reconcile.Account, rkey string) (reconcile.Verdict, error)
-	AccountDeleted(ctx context.Context, acct reconcile.Account) (int64, error)
+	ApplyUpsert(ctx context.Context, acct model.Account, op reconcile.Upsert, opts ...reconcile.Option) (reconcile.Verdict, error)
+	ApplyDelete(ctx context.Context, acct model.Account, rkey string) (reconcile.Verdict, error)
+	AccountDeleted(ctx context.Context, acct model.Account) (int64, error)
 	ReconcileUser(ctx context.Context, user string, opts ...reconcile.Option) (reconcile.Tally, error)
 }
 
 // Store is the consumer's own Mongo state: the DID → user map and the
 // firehose cursor (*mongostore.Store).
 type Store interface {
-	AccountByDID(ctx context.Context, did string) (*reconcile.Account, error)
-	Accounts(ctx context.Context) ([]reconcile.Account, error)
+	AccountByDID(ctx context.Context, did string) (*model.Account, error)
+	Accounts(ctx context.Context) ([]model.Account, error)
 	LoadCursor(ctx context.Context, stream string) (int64, bool, error)
 	SaveCursor(ctx context.Context, stream string, seq int64) error
 	DeleteCursor(ctx context.Context, stream string) error
@@ -371,7 +372,7 @@ func (c *Consumer) fullReconciler(ctx context.Context) {
 
 // reconcileUser runs the engine's whole-user reconcile, retrying transient
 // failures. It returns an error only when ctx ends.
-func (c *Consumer) reconcileUser(ctx context.Context, acct reconcile.Account, why string) error {
+func (c *Consumer) reconcileUser(ctx context.Context, acct model.Account, why string) error {
 	c.stats.userReconciles.Add(1)
 	c.log.Info("reconciling user", "user", acct.User, "did", acct.DID, "why", why)
 	return c.retry(ctx, "reconcile "+acct.User, func() error {
@@ -393,7 +394,7 @@ func (c *Consumer) retry(ctx context.Context, what string, fn func() error) erro
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if reconcile.IsPermanent(err) {
+		if model.IsPermanent(err) {
 			c.stats.errors.Add(1)
 			c.log.Error("giving up", "what", what, "err", err)
 			return nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
@@ -135,12 +136,12 @@ func (e *env) writer(t *testing.T, a *devenv.Account) *writer {
 // create writes a record (any JSON body) and returns its rkey.
 func (w *writer) create(record map[string]any) string {
 	w.t.Helper()
-	record["$type"] = reconcile.Collection
+	record["$type"] = model.Collection
 	var out struct {
 		URI string `json:"uri"`
 	}
 	err := w.api.Post(context.Background(), syntax.NSID("com.atproto.repo.createRecord"),
-		map[string]any{"repo": w.acct.DID, "collection": reconcile.Collection, "record": record}, &out)
+		map[string]any{"repo": w.acct.DID, "collection": model.Collection, "record": record}, &out)
 	if err != nil {
 		w.t.Fatalf("createRecord: %v", err)
 	}
@@ -150,7 +151,7 @@ func (w *writer) create(record map[string]any) string {
 func (w *writer) delete(rkey string) {
 	w.t.Helper()
 	err := w.api.Post(context.Background(), syntax.NSID("com.atproto.repo.deleteRecord"),
-		map[string]any{"repo": w.acct.DID, "collection": reconcile.Collection, "rkey": rkey}, nil)
+		map[string]any{"repo": w.acct.DID, "collection": model.Collection, "rkey": rkey}, nil)
 	if err != nil {
 		w.t.Fatalf("deleteRecord: %v", err)
 	}
@@ -160,7 +161,7 @@ func moodRecord(id string) map[string]any {
 	return map[string]any{"mood": "sunny", "when": "2025-10-14T19:30:00.000Z", "ref": id, "mongoId": id}
 }
 
-func (e *env) mood(t *testing.T, id string) *reconcile.Mood {
+func (e *env) mood(t *testing.T, id string) *model.Mood {
 	t.Helper()
 	m, err := e.store.Moods(context.Background(), []string{id})
 	if err != nil {
@@ -173,7 +174,7 @@ func (e *env) hasRecord(t *testing.T, did, rkey string) bool {
 	t.Helper()
 	var out map[string]any
 	err := atclient.NewAPIClient(e.pds.URL).Get(context.Background(), syntax.NSID("com.atproto.repo.getRecord"),
-		map[string]any{"repo": did, "collection": reconcile.Collection, "rkey": rkey}, &out)
+		map[string]any{"repo": did, "collection": model.Collection, "rkey": rkey}, &out)
 	if err == nil {
 		return true
 	}
@@ -268,7 +269,7 @@ func TestFirehoseInvalidRecordsAreSkipped(t *testing.T) {
 	bad := []map[string]any{
 		{"mood": "no ref", "when": "2025-10-14T19:30:00.000Z"},
 		{"mood": "bad hex", "when": "2025-10-14T19:30:00.000Z", "ref": "zz7f1f77bcf86cd799439011"},
-		{"mood": strings.Repeat("a", reconcile.MaxMoodLen+1), "when": "2025-10-14T19:30:00.000Z", "ref": id},
+		{"mood": strings.Repeat("a", model.MaxLen+1), "when": "2025-10-14T19:30:00.000Z", "ref": id},
 		{"mood": 42, "when": "2025-10-14T19:30:00.000Z", "ref": id},
 		{"mood": "ref is a number", "when": "2025-10-14T19:30:00.000Z", "ref": 507},
 	}
@@ -419,8 +420,8 @@ func TestFirehoseURL(t *testing.T) {
 	}
 }
 
-func values(ms []*reconcile.Mood) map[string]reconcile.Mood {
-	out := make(map[string]reconcile.Mood, len(ms))
+func values(ms []*model.Mood) map[string]model.Mood {
+	out := make(map[string]model.Mood, len(ms))
 	for _, m := range ms {
 		out[m.ID] = *m
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
 )
 
@@ -40,16 +41,16 @@ func newRig(t *testing.T) *rig {
 }
 
 // user makes a repo whose DID is in users.
-func (r *rig) user(t *testing.T, name string) (*genRepo, reconcile.Account) {
-	acct := reconcile.Account{User: "auth0|" + name, DID: "did:plc:" + name}
+func (r *rig) user(t *testing.T, name string) (*genRepo, model.Account) {
+	acct := model.Account{User: "auth0|" + name, DID: "did:plc:" + name}
 	r.store.PutAccount(acct)
 	return newGenRepo(t, acct.DID, r.dir), acct
 }
 
 // mood adds a live mood of acct without a record.
-func (r *rig) mood(acct reconcile.Account, n int) string {
+func (r *rig) mood(acct model.Account, n int) string {
 	id := fmt.Sprintf("507f1f77bcf86cd7994%05d", n)
-	r.store.PutMood(reconcile.Mood{ID: id, User: acct.User, Text: "sunny", When: time.Unix(0, 0)})
+	r.store.PutMood(model.Mood{ID: id, User: acct.User, Text: "sunny", When: time.Unix(0, 0)})
 	return id
 }
 
@@ -162,8 +163,8 @@ func TestConsumerBrokenChainReconcilesUser(t *testing.T) {
 	g.commit(t, 99, moodOp("3kh5dye2qpc2a", id)) // never sent: the gap
 	third := g.commit(t, 2, g.postOp())
 	// What the repo holds after the gap, as listRecords would say.
-	r.pds.Put(alice.DID, reconcile.Record{Rkey: "3kh5dye2qpc2a", Value: reconcile.RecordValue{
-		Type: reconcile.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: id,
+	r.pds.Put(alice.DID, model.Record{Rkey: "3kh5dye2qpc2a", Value: model.RecordValue{
+		Type: model.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: id,
 	}})
 	r.fh.add(commitFrame(t, first), commitFrame(t, third))
 	c := r.start(t, nil)
@@ -258,7 +259,7 @@ func TestConsumerAccountAndIdentityEvents(t *testing.T) {
 
 	// A user whose row appears after the consumer loaded users is found on
 	// its #identity event and reconciled in full.
-	carol := reconcile.Account{User: "auth0|carol", DID: "did:plc:carol"}
+	carol := model.Account{User: "auth0|carol", DID: "did:plc:carol"}
 	r.store.PutAccount(carol)
 	r.fh.add(frame(t, "#identity", &comatproto.SyncSubscribeRepos_Identity{Did: carol.DID, Seq: 2, Time: "2025-10-14T19:30:00.000Z"}))
 	r.handledAll(t, c)
@@ -279,7 +280,7 @@ func TestConsumerAccountAndIdentityEvents(t *testing.T) {
 
 func TestConsumerFindsUserAddedLaterAndReconcilesThem(t *testing.T) {
 	r := newRig(t)
-	dave := reconcile.Account{User: "auth0|dave", DID: "did:plc:dave"}
+	dave := model.Account{User: "auth0|dave", DID: "did:plc:dave"}
 	g := newGenRepo(t, dave.DID, r.dir)
 	c := r.start(t, func(cfg *Config) { cfg.AccountsRefresh = time.Millisecond })
 
@@ -292,8 +293,8 @@ func TestConsumerFindsUserAddedLaterAndReconcilesThem(t *testing.T) {
 	}
 
 	r.store.PutAccount(dave)
-	r.pds.Put(dave.DID, reconcile.Record{Rkey: "3kh5dye2qpc2a", Value: reconcile.RecordValue{
-		Type: reconcile.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: early,
+	r.pds.Put(dave.DID, model.Record{Rkey: "3kh5dye2qpc2a", Value: model.RecordValue{
+		Type: model.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: early,
 	}})
 	later := r.mood(dave, 2)
 	r.fh.add(commitFrame(t, g.commit(t, 2, moodOp("3kh5dye2qpc2b", later))))

@@ -17,6 +17,7 @@ import (
 	"github.com/bluesky-social/indigo/events"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
 )
 
@@ -88,8 +89,8 @@ func FuzzFrame(f *testing.F) {
 			return // HandleRepoStream ends the connection; nothing of ours runs
 		}
 		store, pds := reconciletest.NewStore(), reconciletest.NewPDS()
-		store.PutAccount(reconcile.Account{User: "auth0|alice", DID: "did:plc:alice"})
-		store.PutMood(reconcile.Mood{ID: "507f1f77bcf86cd799400001", User: "auth0|alice"})
+		store.PutAccount(model.Account{User: "auth0|alice", DID: "did:plc:alice"})
+		store.PutMood(model.Mood{ID: "507f1f77bcf86cd799400001", User: "auth0|alice"})
 		for _, skip := range []bool{false, true} {
 			c, err := New(Config{FirehoseURL: "ws://127.0.0.1:1/xrpc/com.atproto.sync.subscribeRepos", Directory: dir, SkipVerify: skip}, reconcile.NewEngine(store, pds, nil), store)
 			if err != nil {
@@ -135,10 +136,10 @@ func FuzzCAR(f *testing.F) {
 
 func FuzzDecodeRecord(f *testing.F) {
 	for _, rec := range []map[string]any{
-		{"$type": reconcile.Collection, "mood": "sunny", "when": "2025-10-14T19:30:00.000Z", "ref": "507f1f77bcf86cd799439011", "mongoId": "507f1f77bcf86cd799439011"},
-		{"$type": reconcile.Collection, "mood": "legacy", "when": "2025-10-14T19:30:00.000Z", "mongoId": "507f1f77bcf86cd799439011"},
-		{"$type": reconcile.Collection, "mood": int64(5), "when": "x", "ref": "507f1f77bcf86cd799439011"},
-		{"$type": reconcile.Collection, "mood": "no ref", "when": "x"},
+		{"$type": model.Collection, "mood": "sunny", "when": "2025-10-14T19:30:00.000Z", "ref": "507f1f77bcf86cd799439011", "mongoId": "507f1f77bcf86cd799439011"},
+		{"$type": model.Collection, "mood": "legacy", "when": "2025-10-14T19:30:00.000Z", "mongoId": "507f1f77bcf86cd799439011"},
+		{"$type": model.Collection, "mood": int64(5), "when": "x", "ref": "507f1f77bcf86cd799439011"},
+		{"$type": model.Collection, "mood": "no ref", "when": "x"},
 		{"$type": "app.bsky.feed.post", "text": "not a mood"},
 	} {
 		b, err := atdata.MarshalCBOR(rec)
@@ -155,7 +156,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("value %v with reason %q", v, why)
 		}
 		if v != nil {
-			if w := reconcile.ValidateRecord(v); w != "" || v.Type != reconcile.Collection {
+			if w := model.ValidateRecord(v); w != "" || v.Type != model.Collection {
 				t.Fatalf("accepted an invalid record (%s): %+v", w, v)
 			}
 		}

@@ -14,10 +14,11 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // moodPrefix is the start of every mood record's repo path.
-const moodPrefix = reconcile.Collection + "/"
+const moodPrefix = model.Collection + "/"
 
 // chainLink is where a repo's commit chain stands: the next commit must
 // name this rev as `since` and this MST root (when known) as `prevData`.
@@ -65,27 +66,27 @@ func (c *Consumer) handle(ctx context.Context, xev *events.XRPCStreamEvent) erro
 // of our users. A miss may reload the users map (throttled); users found
 // new by the reload are reconciled in full before the event is handled,
 // since their earlier events were dropped.
-func (c *Consumer) account(ctx context.Context, did string) (reconcile.Account, bool, error) {
+func (c *Consumer) account(ctx context.Context, did string) (model.Account, bool, error) {
 	if acct, ok := c.accounts.get(did); ok {
 		return acct, true, nil
 	}
 	if !c.accounts.stale(time.Now()) {
-		return reconcile.Account{}, false, nil
+		return model.Account{}, false, nil
 	}
-	var added []reconcile.Account
+	var added []model.Account
 	err := c.retry(ctx, "reload users", func() error {
 		var err error
 		added, err = c.accounts.load(ctx)
 		return err
 	})
 	if err != nil {
-		return reconcile.Account{}, false, err
+		return model.Account{}, false, err
 	}
 	for _, acct := range added {
 		// Including this event's own user: its earlier events were
 		// dropped while its row was unknown.
 		if err := c.reconcileUser(ctx, acct, "new user"); err != nil {
-			return reconcile.Account{}, false, err
+			return model.Account{}, false, err
 		}
 	}
 	acct, ok := c.accounts.get(did)
@@ -189,7 +190,7 @@ func (c *Consumer) readCommit(ctx context.Context, evt *comatproto.SyncSubscribe
 }
 
 // applyOp hands one mood op to the engine.
-func (c *Consumer) applyOp(ctx context.Context, acct reconcile.Account, op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte) error {
+func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte) error {
 	c.stats.moodOps.Add(1)
 	rkey := op.Path[len(moodPrefix):]
 	var v reconcile.Verdict
@@ -217,7 +218,7 @@ func (c *Consumer) applyOp(ctx context.Context, acct reconcile.Account, op *coma
 		c.log.Warn("mood op with a bad record key skipped", "did", acct.DID, "path", op.Path)
 		return nil
 	}
-	if err := c.retry(ctx, "apply "+op.Action+" "+reconcile.URI(acct.DID, rkey), call); err != nil {
+	if err := c.retry(ctx, "apply "+op.Action+" "+model.URI(acct.DID, rkey), call); err != nil {
 		return err
 	}
 	c.stats.verdict(v, 1)
@@ -225,7 +226,7 @@ func (c *Consumer) applyOp(ctx context.Context, acct reconcile.Account, op *coma
 }
 
 // recordOf decodes the record an op wrote, or says why it cannot.
-func (c *Consumer) recordOf(op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte) (*reconcile.RecordValue, string) {
+func (c *Consumer) recordOf(op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte) (*model.RecordValue, string) {
 	if op.Cid == nil {
 		return nil, "op names no record"
 	}
@@ -311,7 +312,7 @@ func (c *Consumer) onAccount(ctx context.Context, evt *comatproto.SyncSubscribeR
 // refreshAccount looks one DID up again (its row may be new, or gone). A
 // user that becomes known this way is reconciled in full.
 func (c *Consumer) refreshAccount(ctx context.Context, did string) error {
-	var acct *reconcile.Account
+	var acct *model.Account
 	var added bool
 	err := c.retry(ctx, "look up "+did, func() error {
 		var err error

@@ -16,6 +16,7 @@ import (
 	"github.com/whistlegraph/moodsync/publisher"
 	"github.com/whistlegraph/moodsync/publisher/intent"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
@@ -50,7 +51,7 @@ var benchPerUser = func() int {
 type memSessions struct {
 	mu        sync.Mutex
 	passwords map[string]string
-	sessions  map[string]mongostore.Session
+	sessions  map[string]pdsclient.Session
 }
 
 func (m *memSessions) Password(_ context.Context, did string) (string, error) {
@@ -58,7 +59,7 @@ func (m *memSessions) Password(_ context.Context, did string) (string, error) {
 	defer m.mu.Unlock()
 	return m.passwords[did], nil
 }
-func (m *memSessions) LoadSession(_ context.Context, did string) (*mongostore.Session, error) {
+func (m *memSessions) LoadSession(_ context.Context, did string) (*pdsclient.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if s, ok := m.sessions[did]; ok {
@@ -66,7 +67,7 @@ func (m *memSessions) LoadSession(_ context.Context, did string) (*mongostore.Se
 	}
 	return nil, nil
 }
-func (m *memSessions) SaveSession(_ context.Context, s mongostore.Session) error {
+func (m *memSessions) SaveSession(_ context.Context, s pdsclient.Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sessions[s.DID] = s
@@ -81,7 +82,7 @@ func (m *memSessions) DeleteSession(_ context.Context, did string) error {
 
 type benchUser struct {
 	acct  *devenv.Account
-	moods []*reconcile.Mood
+	moods []*model.Mood
 }
 
 // benchFixture makes fresh accounts with their moods (not yet in a store).
@@ -97,7 +98,7 @@ func benchFixture(b *testing.B, pds *devenv.PDS) []benchUser {
 		a.User = "auth0|" + a.Handle
 		users[i].acct = a
 		for j := 0; j < benchPerUser; j++ {
-			users[i].moods = append(users[i].moods, &reconcile.Mood{
+			users[i].moods = append(users[i].moods, &model.Mood{
 				ID: bson.NewObjectID().Hex(), User: a.User, Text: fmt.Sprintf("mood %d of %s", j, a.Handle),
 				When: when.Add(time.Duration(j) * time.Millisecond),
 			})
@@ -116,7 +117,7 @@ func (u benchUser) warm(b *testing.B, c *pdsclient.Client) {
 }
 
 func sessionsFor(users []benchUser) *memSessions {
-	s := &memSessions{passwords: map[string]string{}, sessions: map[string]mongostore.Session{}}
+	s := &memSessions{passwords: map[string]string{}, sessions: map[string]pdsclient.Session{}}
 	for _, u := range users {
 		s.passwords[u.acct.DID] = u.acct.Password
 	}
@@ -141,7 +142,7 @@ func BenchmarkIntentToPDS(b *testing.B) {
 		start := time.Now()
 		for _, u := range users {
 			for _, m := range u.moods {
-				if err := c.CreateRecord(ctx, u.acct.DID, reconcile.MoodRkey(m, 0), reconcile.NewRecordValue(m)); err != nil {
+				if err := c.CreateRecord(ctx, u.acct.DID, model.Rkey(m, 0), model.NewRecordValue(m)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -161,9 +162,9 @@ func BenchmarkIntentToPDS(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				for s := 0; s < len(u.moods); s += reconcile.MaxBatch {
-					var writes []reconcile.Write
+					var writes []model.Write
 					for _, m := range u.moods[s:min(s+reconcile.MaxBatch, len(u.moods))] {
-						writes = append(writes, reconcile.Write{Rkey: reconcile.MoodRkey(m, 0), Value: reconcile.NewRecordValue(m)})
+						writes = append(writes, model.Write{Rkey: model.Rkey(m, 0), Value: model.NewRecordValue(m)})
 					}
 					if err := c.ApplyWrites(ctx, u.acct.DID, writes); err != nil {
 						b.Error(err)
@@ -178,7 +179,7 @@ func BenchmarkIntentToPDS(b *testing.B) {
 		users := benchFixture(b, pds)
 		store := reconciletest.NewStore()
 		for _, u := range users {
-			store.PutAccount(reconcile.Account{User: u.acct.User, DID: u.acct.DID})
+			store.PutAccount(model.Account{User: u.acct.User, DID: u.acct.DID})
 			for _, m := range u.moods {
 				store.PutMood(*m)
 			}

@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/whistlegraph/moodsync/publisher/intent"
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // Engine is what the publisher asks of the reconcile engine.
@@ -278,7 +278,7 @@ func (p *Publisher) settle(ctx context.Context, it item, err error) {
 			p.log.Warn("ack failed; the intent will be redelivered", "subject", it.msg.Subject(), "err", aerr)
 		}
 		p.observe(op, OutcomeApplied)
-	case reconcile.IsPermanent(err):
+	case model.IsPermanent(err):
 		if derr := p.deadLetter(ctx, it, err); derr != nil {
 			p.log.Error("dead-lettering failed; retrying the intent", "subject", it.msg.Subject(), "err", derr)
 			_ = it.msg.NakWithDelay(p.cfg.MinBackoff)

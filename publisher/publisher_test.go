@@ -18,6 +18,7 @@ import (
 	"github.com/whistlegraph/moodsync/publisher"
 	"github.com/whistlegraph/moodsync/publisher/intent"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
@@ -119,7 +120,7 @@ func (h *harness) drained(within time.Duration) {
 	})
 }
 
-func (h *harness) mood(id string) *reconcile.Mood {
+func (h *harness) mood(id string) *model.Mood {
 	h.t.Helper()
 	m, err := h.store.Moods(context.Background(), []string{id})
 	if err != nil {
@@ -128,7 +129,7 @@ func (h *harness) mood(id string) *reconcile.Mood {
 	return m[id]
 }
 
-func (h *harness) records(did string) []reconcile.Record {
+func (h *harness) records(did string) []model.Record {
 	h.t.Helper()
 	recs, err := h.pds.Records(context.Background(), did)
 	if err != nil {
@@ -190,7 +191,7 @@ func TestCreateIntentMakesOneRecordAcrossRedeliveryAndRestart(t *testing.T) {
 	if m.Rkey != recs[0].Rkey {
 		t.Fatalf("mongo atproto.rkey %q != record rkey %q", m.Rkey, recs[0].Rkey)
 	}
-	want := reconcile.RecordValue{Type: reconcile.Collection, Mood: "sunny with a chance of art",
+	want := model.RecordValue{Type: model.Collection, Mood: "sunny with a chance of art",
 		When: "2025-10-14T19:30:00.000Z", Ref: id, MongoID: id}
 	if recs[0].Value != want {
 		t.Fatalf("record %+v, want %+v", recs[0].Value, want)
@@ -209,7 +210,7 @@ func writeAsUser(t *testing.T, pds *devenv.PDS, a *devenv.Account, rkey string, 
 		t.Fatal(err)
 	}
 	err = api.Post(ctx, "com.atproto.repo.createRecord", map[string]any{
-		"repo": a.DID, "collection": reconcile.Collection, "rkey": rkey, "record": v,
+		"repo": a.DID, "collection": model.Collection, "rkey": rkey, "record": v,
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -222,8 +223,8 @@ func TestCrashBetweenPDSWriteAndMongoUpdateReusesTheRkey(t *testing.T) {
 	id := devenv.InsertMood(t, h.store, alice.User, "half done", when)
 	m := h.mood(id)
 	// The crash: the record reached the PDS, atproto.rkey never reached Mongo.
-	rkey := reconcile.MoodRkey(m, 0)
-	writeAsUser(t, h.pds, alice, rkey, reconcile.NewRecordValue(m))
+	rkey := model.Rkey(m, 0)
+	writeAsUser(t, h.pds, alice, rkey, model.NewRecordValue(m))
 
 	h.start()
 	h.publish(create(alice.User, id))
@@ -244,14 +245,14 @@ func TestTakenRkeyMovesToTheNextClockID(t *testing.T) {
 	id := devenv.InsertMood(t, h.store, alice.User, "mine", when)
 	m := h.mood(id)
 	// Another mood's record already sits at this mood's first key.
-	other := &reconcile.Mood{ID: "0123456789abcdef01234567", User: alice.User, Text: "other", When: when}
-	writeAsUser(t, h.pds, alice, reconcile.MoodRkey(m, 0), reconcile.NewRecordValue(other))
+	other := &model.Mood{ID: "0123456789abcdef01234567", User: alice.User, Text: "other", When: when}
+	writeAsUser(t, h.pds, alice, model.Rkey(m, 0), model.NewRecordValue(other))
 
 	h.start()
 	h.publish(create(alice.User, id))
 	h.drained(15 * time.Second)
 
-	if got, want := h.mood(id).Rkey, reconcile.MoodRkey(m, 1); got != want {
+	if got, want := h.mood(id).Rkey, model.Rkey(m, 1); got != want {
 		t.Fatalf("rkey %q, want next clock id %q", got, want)
 	}
 	if n := len(h.records(alice.DID)); n != 2 {
@@ -533,7 +534,7 @@ func TestIntentParse(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := intent.Parse(c.subject, []byte(c.data))
-		if got := reconcile.IsPermanent(err); got != c.permanent || (err != nil) != c.permanent {
+		if got := model.IsPermanent(err); got != c.permanent || (err != nil) != c.permanent {
 			t.Errorf("Parse(%s, %s) = %v, want permanent=%v", c.subject, c.data, err, c.permanent)
 		}
 	}

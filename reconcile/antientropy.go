@@ -13,20 +13,22 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // RepoExporter is implemented by PDS clients that can export a whole repo
 // in one call (com.atproto.sync.getRepo). Compares use it when the PDS has
 // it, and page ListRecords otherwise.
 type RepoExporter interface {
-	ExportRecords(ctx context.Context, did string) ([]Record, error)
+	ExportRecords(ctx context.Context, did string) ([]model.Record, error)
 }
 
 // readRepo reads every mood record of a repo: one export when the PDS
 // client can, listRecords pages otherwise. Every whole-user pass reads
 // the repo through here.
-func (e *Engine) readRepo(ctx context.Context, did string) ([]Record, error) {
-	var records []Record
+func (e *Engine) readRepo(ctx context.Context, did string) ([]model.Record, error) {
+	var records []model.Record
 	var err error
 	if x, ok := e.PDS.(RepoExporter); ok {
 		records, err = x.ExportRecords(ctx, did)
@@ -46,7 +48,7 @@ func (e *Engine) CompareUser(ctx context.Context, user string) (*Report, error) 
 		return nil, fmt.Errorf("look up account of %s: %w", user, err)
 	}
 	if acct == nil || acct.DID == "" {
-		return nil, Permanent("user %s has no PDS account", user)
+		return nil, model.Permanent("user %s has no PDS account", user)
 	}
 	return e.CompareAccount(ctx, *acct)
 }
@@ -54,7 +56,7 @@ func (e *Engine) CompareUser(ctx context.Context, user string) (*Report, error) 
 // CompareAccount compares one account's moods with its repo. Mongo is read
 // first: a record the publisher writes meanwhile then shows as unlinked
 // (linking it is harmless) rather than as a stale rkey.
-func (e *Engine) CompareAccount(ctx context.Context, acct Account) (*Report, error) {
+func (e *Engine) CompareAccount(ctx context.Context, acct model.Account) (*Report, error) {
 	moods, err := e.Store.UserMoods(ctx, acct.User)
 	if err != nil {
 		return nil, fmt.Errorf("read moods of %s: %w", acct.User, err)
@@ -69,11 +71,11 @@ func (e *Engine) CompareAccount(ctx context.Context, acct Account) (*Report, err
 	}
 	var foreign []string
 	for _, r := range records {
-		if id := r.Value.MoodID(); r.Invalid == "" && ValidMoodID(id) && !own[id] {
+		if id := r.Value.MoodID(); r.Invalid == "" && model.ValidID(id) && !own[id] {
 			foreign = append(foreign, id)
 		}
 	}
-	others := map[string]*Mood{}
+	others := map[string]*model.Mood{}
 	if len(foreign) > 0 {
 		if others, err = e.Store.Moods(ctx, foreign); err != nil {
 			return nil, fmt.Errorf("read moods named by %s: %w", acct.DID, err)
@@ -136,7 +138,7 @@ func fixTarget(f Fix) string {
 // result per fix. Record fixes go through the firehose's upsert verdicts,
 // mood fixes through its delete verdicts (which read the record again
 // before soft-deleting a live mood), creates through SyncMoods.
-func (e *Engine) ApplyFixes(ctx context.Context, acct Account, fixes []Fix, fo FixOptions) []FixResult {
+func (e *Engine) ApplyFixes(ctx context.Context, acct model.Account, fixes []Fix, fo FixOptions) []FixResult {
 	results := make([]FixResult, len(fixes))
 	for i, f := range fixes {
 		results[i].Fix = f
@@ -178,7 +180,7 @@ func (e *Engine) ApplyFixes(ctx context.Context, acct Account, fixes []Fix, fo F
 				}
 				r.Verdict, r.Err = e.applyDelete(ctx, fs, acct, f.Rkey, true)
 			default:
-				r.Err = Permanent("unknown fix %q", f.Kind)
+				r.Err = model.Permanent("unknown fix %q", f.Kind)
 			}
 			e.progress(fo, 1)
 		}
@@ -193,9 +195,9 @@ func (e *Engine) progress(fo FixOptions, n int) {
 	}
 }
 
-func (e *Engine) fixRecord(ctx context.Context, fs FirehoseStore, acct Account, f Fix, o options) (Verdict, error) {
+func (e *Engine) fixRecord(ctx context.Context, fs FirehoseStore, acct model.Account, f Fix, o options) (Verdict, error) {
 	if f.Value == nil {
-		return "", Permanent("fix %s of rkey %s carries no record", f.Kind, f.Rkey)
+		return "", model.Permanent("fix %s of rkey %s carries no record", f.Kind, f.Rkey)
 	}
 	v := *f.Value
 	return e.applyUpsert(ctx, fs, acct, Upsert{Rkey: f.Rkey, Value: &v}, nil, o)
@@ -236,7 +238,7 @@ func (e *Engine) createMoods(ctx context.Context, user string, results []FixResu
 
 // RepairAccount compares one account and carries out everything the
 // compare finds to repair: cleanup's fixes and backfill's creates.
-func (e *Engine) RepairAccount(ctx context.Context, acct Account, fo FixOptions) (*Report, []FixResult, error) {
+func (e *Engine) RepairAccount(ctx context.Context, acct model.Account, fo FixOptions) (*Report, []FixResult, error) {
 	r, err := e.CompareAccount(ctx, acct)
 	if err != nil {
 		return nil, nil, err
@@ -248,7 +250,7 @@ func (e *Engine) RepairAccount(ctx context.Context, acct Account, fo FixOptions)
 // Accounts lists the users with a PDS account (mongostore.Store and
 // reconciletest.Store have it).
 type Accounts interface {
-	Accounts(ctx context.Context) ([]Account, error)
+	Accounts(ctx context.Context) ([]model.Account, error)
 }
 
 // CursorState keeps a position durably (the firehose cursor collection);

@@ -16,6 +16,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
@@ -42,12 +43,12 @@ const (
 // (user, atproto.rkey) index does: the plain fake scans every mood.
 type userIndex struct {
 	*reconciletest.Store
-	byUser map[string][]*reconcile.Mood
+	byUser map[string][]*model.Mood
 }
 
-func (s *userIndex) UserMoods(_ context.Context, user string) ([]*reconcile.Mood, error) {
+func (s *userIndex) UserMoods(_ context.Context, user string) ([]*model.Mood, error) {
 	src := s.byUser[user]
-	out := make([]*reconcile.Mood, len(src))
+	out := make([]*model.Mood, len(src))
 	for i, m := range src {
 		c := *m
 		out[i] = &c
@@ -55,21 +56,21 @@ func (s *userIndex) UserMoods(_ context.Context, user string) ([]*reconcile.Mood
 	return out, nil
 }
 
-func (s *userIndex) put(m reconcile.Mood) {
+func (s *userIndex) put(m model.Mood) {
 	s.PutMood(m)
 	s.byUser[m.User] = append(s.byUser[m.User], &m)
 }
 
-func benchMoods(user string, n int, when time.Time) []reconcile.Mood {
-	out := make([]reconcile.Mood, n)
+func benchMoods(user string, n int, when time.Time) []model.Mood {
+	out := make([]model.Mood, n)
 	for i := range out {
-		out[i] = reconcile.Mood{ID: bson.NewObjectID().Hex(), User: user, Text: fmt.Sprintf("mood %d of %s", i, user), When: when.Add(time.Duration(i) * time.Second)}
+		out[i] = model.Mood{ID: bson.NewObjectID().Hex(), User: user, Text: fmt.Sprintf("mood %d of %s", i, user), When: when.Add(time.Duration(i) * time.Second)}
 	}
 	return out
 }
 
 // auditAll compares every account, four at a time as the command does.
-func auditAll(b *testing.B, e *reconcile.Engine, accts []reconcile.Account) (records int) {
+func auditAll(b *testing.B, e *reconcile.Engine, accts []model.Account) (records int) {
 	var mu sync.Mutex
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
@@ -97,18 +98,18 @@ func BenchmarkAudit(b *testing.B) {
 	// The compare itself at full scale: 1,000 users × 50 moods, both sides
 	// in memory.
 	b.Run(fmt.Sprintf("compare-memfakes-%dx%d", auditUsers, auditPerUser), func(b *testing.B) {
-		store := &userIndex{Store: reconciletest.NewStore(), byUser: map[string][]*reconcile.Mood{}}
+		store := &userIndex{Store: reconciletest.NewStore(), byUser: map[string][]*model.Mood{}}
 		pds := reconciletest.NewPDS()
-		var accts []reconcile.Account
+		var accts []model.Account
 		when := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 		for u := 0; u < auditUsers; u++ {
-			a := reconcile.Account{User: fmt.Sprintf("auth0|u%04d", u), DID: fmt.Sprintf("did:plc:u%04d", u)}
+			a := model.Account{User: fmt.Sprintf("auth0|u%04d", u), DID: fmt.Sprintf("did:plc:u%04d", u)}
 			store.PutAccount(a)
 			accts = append(accts, a)
 			for _, m := range benchMoods(a.User, auditPerUser, when) {
-				m.Rkey = reconcile.MoodRkey(&m, 0)
+				m.Rkey = model.Rkey(&m, 0)
 				store.put(m)
-				pds.Put(a.DID, reconcile.Record{Rkey: m.Rkey, Value: reconcile.NewRecordValue(&m)})
+				pds.Put(a.DID, model.Record{Rkey: m.Rkey, Value: model.NewRecordValue(&m)})
 			}
 		}
 		e := reconcile.NewEngine(store, pds, nil)
@@ -168,15 +169,15 @@ func BenchmarkAudit(b *testing.B) {
 // seedPDS makes users accounts on the real PDS with perUser synced moods
 // each (written by the engine in applyWrites batches), in an in-memory
 // store; sessions and passwords live in sessions.
-func seedPDS(b *testing.B, pds *devenv.PDS, sessions *mongostore.Store, users, perUser int) ([]reconcile.Account, *userIndex) {
+func seedPDS(b *testing.B, pds *devenv.PDS, sessions *mongostore.Store, users, perUser int) ([]model.Account, *userIndex) {
 	b.Helper()
-	store := &userIndex{Store: reconciletest.NewStore(), byUser: map[string][]*reconcile.Mood{}}
+	store := &userIndex{Store: reconciletest.NewStore(), byUser: map[string][]*model.Mood{}}
 	e := reconcile.NewEngine(store, pdsclient.New(pds.URL, sessions, nil), nil)
-	var accts []reconcile.Account
+	var accts []model.Account
 	when := time.Now().UTC().Truncate(time.Millisecond).Add(-24 * time.Hour)
 	for u := 0; u < users; u++ {
 		a := pds.CreateUser(b, sessions)
-		acct := reconcile.Account{User: a.User, DID: a.DID, Handle: a.Handle}
+		acct := model.Account{User: a.User, DID: a.DID, Handle: a.Handle}
 		store.PutAccount(acct)
 		accts = append(accts, acct)
 		var ids []string
@@ -221,16 +222,16 @@ func BenchmarkBackfill(b *testing.B) {
 	pds := devenv.NeedPDS(b)
 	sessions := devenv.NewStore(b)
 	ctx := context.Background()
-	fixture := func(b *testing.B) ([]reconcile.Account, *userIndex, *pdsclient.Client) {
+	fixture := func(b *testing.B) ([]model.Account, *userIndex, *pdsclient.Client) {
 		b.StopTimer()
 		defer b.StartTimer()
-		store := &userIndex{Store: reconciletest.NewStore(), byUser: map[string][]*reconcile.Mood{}}
+		store := &userIndex{Store: reconciletest.NewStore(), byUser: map[string][]*model.Mood{}}
 		client := pdsclient.New(pds.URL, sessions, nil)
-		var accts []reconcile.Account
+		var accts []model.Account
 		when := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
 		for u := 0; u < backfillUsers; u++ {
 			a := pds.CreateUser(b, sessions)
-			acct := reconcile.Account{User: a.User, DID: a.DID}
+			acct := model.Account{User: a.User, DID: a.DID}
 			store.PutAccount(acct)
 			accts = append(accts, acct)
 			for _, m := range benchMoods(a.User, backfillPer, when) {
@@ -289,7 +290,7 @@ func BenchmarkBackfill(b *testing.B) {
 			start := time.Now()
 			for _, a := range accts {
 				for _, m := range store.byUser[a.User] {
-					if err := client.CreateRecord(ctx, a.DID, reconcile.MoodRkey(m, 0), reconcile.NewRecordValue(m)); err != nil {
+					if err := client.CreateRecord(ctx, a.DID, model.Rkey(m, 0), model.NewRecordValue(m)); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
 )
 
@@ -15,7 +16,7 @@ import (
 type driftFixture struct {
 	store *reconciletest.Store
 	pds   *reconciletest.PDS
-	acct  reconcile.Account
+	acct  model.Account
 	ids   map[string]string // name → mood id
 }
 
@@ -23,22 +24,22 @@ func newDriftFixture(t *testing.T) *driftFixture {
 	t.Helper()
 	f := &driftFixture{
 		store: reconciletest.NewStore(), pds: reconciletest.NewPDS(),
-		acct: reconcile.Account{User: "auth0|alice", DID: "did:plc:alice"},
+		acct: model.Account{User: "auth0|alice", DID: "did:plc:alice"},
 		ids:  map[string]string{},
 	}
 	f.store.PutAccount(f.acct)
-	f.store.PutAccount(reconcile.Account{User: "auth0|bob", DID: "did:plc:bob"})
+	f.store.PutAccount(model.Account{User: "auth0|bob", DID: "did:plc:bob"})
 	when := time.Date(2025, 10, 14, 19, 30, 0, 0, time.UTC)
 	n := 0
-	mood := func(name, user, rkey string, deleted bool) *reconcile.Mood {
+	mood := func(name, user, rkey string, deleted bool) *model.Mood {
 		n++
-		m := reconcile.Mood{ID: fmt.Sprintf("507f1f77bcf86cd7994390%02d", n), User: user, Text: name, When: when.Add(time.Duration(n) * time.Minute), Rkey: rkey, Deleted: deleted}
+		m := model.Mood{ID: fmt.Sprintf("507f1f77bcf86cd7994390%02d", n), User: user, Text: name, When: when.Add(time.Duration(n) * time.Minute), Rkey: rkey, Deleted: deleted}
 		f.store.PutMood(m)
 		f.ids[name] = m.ID
 		return &m
 	}
-	record := func(rkey string, m *reconcile.Mood) {
-		f.pds.Put(f.acct.DID, reconcile.Record{Rkey: rkey, Value: reconcile.NewRecordValue(m)})
+	record := func(rkey string, m *model.Mood) {
+		f.pds.Put(f.acct.DID, model.Record{Rkey: rkey, Value: model.NewRecordValue(m)})
 	}
 	record("3kaaaaaaaaa01", mood("synced", f.acct.User, "3kaaaaaaaaa01", false))
 	mood("not-synced", f.acct.User, "", false)
@@ -52,8 +53,8 @@ func newDriftFixture(t *testing.T) *driftFixture {
 	mood("stale-deleted", f.acct.User, "3kaaaaaaaaa09", true)
 	record("3kaaaaaaaaa11", mood("adopt", f.acct.User, "3kaaaaaaaaa10", false))
 	record("3kaaaaaaaaa12", mood("spoofed", "auth0|bob", "", false))
-	f.pds.Put(f.acct.DID, reconcile.Record{Rkey: "3kaaaaaaaaa13", Invalid: "record is not CBOR-decodable"})
-	gone := &reconcile.Mood{ID: "507f1f77bcf86cd799439099", Text: "gone", When: when}
+	f.pds.Put(f.acct.DID, model.Record{Rkey: "3kaaaaaaaaa13", Invalid: "record is not CBOR-decodable"})
+	gone := &model.Mood{ID: "507f1f77bcf86cd799439099", Text: "gone", When: when}
 	record("3kaaaaaaaaa14", gone)
 	return f
 }
@@ -87,15 +88,15 @@ func TestRepairAccountConverges(t *testing.T) {
 	if len(after.Of(reconcile.ClassSpoof)) != 1 || len(after.Of(reconcile.ClassInvalid)) != 1 {
 		t.Fatalf("notices not kept: %+v", after.Findings)
 	}
-	checks := map[string]func(m *reconcile.Mood) bool{
-		"not-synced":    func(m *reconcile.Mood) bool { return m.Rkey != "" && !m.Deleted },
-		"unlinked":      func(m *reconcile.Mood) bool { return m.Rkey == "3kaaaaaaaaa03" },
-		"half-deleted":  func(m *reconcile.Mood) bool { return m.Rkey == "" && m.Deleted },
-		"duplicated":    func(m *reconcile.Mood) bool { return m.Rkey == "3kaaaaaaaaa06" },
-		"stale":         func(m *reconcile.Mood) bool { return m.Rkey == "" && m.Deleted },
-		"stale-deleted": func(m *reconcile.Mood) bool { return m.Rkey == "" && m.Deleted },
-		"adopt":         func(m *reconcile.Mood) bool { return m.Rkey == "3kaaaaaaaaa11" },
-		"spoofed":       func(m *reconcile.Mood) bool { return m.Rkey == "" && !m.Deleted },
+	checks := map[string]func(m *model.Mood) bool{
+		"not-synced":    func(m *model.Mood) bool { return m.Rkey != "" && !m.Deleted },
+		"unlinked":      func(m *model.Mood) bool { return m.Rkey == "3kaaaaaaaaa03" },
+		"half-deleted":  func(m *model.Mood) bool { return m.Rkey == "" && m.Deleted },
+		"duplicated":    func(m *model.Mood) bool { return m.Rkey == "3kaaaaaaaaa06" },
+		"stale":         func(m *model.Mood) bool { return m.Rkey == "" && m.Deleted },
+		"stale-deleted": func(m *model.Mood) bool { return m.Rkey == "" && m.Deleted },
+		"adopt":         func(m *model.Mood) bool { return m.Rkey == "3kaaaaaaaaa11" },
+		"spoofed":       func(m *model.Mood) bool { return m.Rkey == "" && !m.Deleted },
 	}
 	for name, ok := range checks {
 		if m := f.store.Mood(f.ids[name]); !ok(m) {
@@ -149,7 +150,7 @@ func TestApplyFixesSeesNewerState(t *testing.T) {
 	}
 	// Meanwhile the stale mood's record is written again (say, restored).
 	stale := f.store.Mood(f.ids["stale"])
-	f.pds.Put(f.acct.DID, reconcile.Record{Rkey: stale.Rkey, Value: reconcile.NewRecordValue(stale)})
+	f.pds.Put(f.acct.DID, model.Record{Rkey: stale.Rkey, Value: model.NewRecordValue(stale)})
 	for _, res := range e.ApplyFixes(ctx, f.acct, reconcile.PlanCleanup(r), reconcile.FixOptions{}) {
 		if res.Fix.MoodID == stale.ID && (!res.Changed() || res.Verdict != reconcile.VerdictIgnore) {
 			t.Errorf("soft-delete of a mood whose record is back: verdict %s", res.Verdict)

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // Class is the kind of a finding of a whole-user compare.
@@ -70,7 +72,7 @@ type Finding struct {
 	Detail string `json:"detail,omitempty"`
 
 	// value is the record as exported, for fixes that act on a record.
-	value *RecordValue
+	value *model.RecordValue
 	// deleted says the mood of a stale rkey or orphan is soft-deleted.
 	deleted bool
 	// holds says the orphan's soft-deleted mood still points at it.
@@ -79,7 +81,7 @@ type Finding struct {
 	// rule resolves that safely, so it is left to an operator.
 	taken bool
 	// mood is the not-synced mood, for the record backfill would write.
-	mood *Mood
+	mood *model.Mood
 }
 
 // MongoCounts are the Mongo side of a compare.
@@ -160,16 +162,16 @@ func (r *Report) Of(c Class) []Finding {
 // that records of this repo name (so a spoof can be told from an orphan);
 // records are every mood record of the repo. When several records name one
 // mood, the oldest (lowest rkey) is the one kept, as ReconcileUser does.
-func Compare(acct Account, moods []*Mood, others map[string]*Mood, records []Record) *Report {
+func Compare(acct model.Account, moods []*model.Mood, others map[string]*model.Mood, records []model.Record) *Report {
 	r := &Report{User: acct.User, DID: acct.DID, Findings: []Finding{}}
 	recs := slices.Clone(records)
-	slices.SortFunc(recs, func(a, b Record) int { return strings.Compare(a.Rkey, b.Rkey) })
-	own := make(map[string]*Mood, len(moods))
+	slices.SortFunc(recs, func(a, b model.Record) int { return strings.Compare(a.Rkey, b.Rkey) })
+	own := make(map[string]*model.Mood, len(moods))
 	for _, m := range moods {
 		own[m.ID] = m
 	}
-	byRkey := make(map[string]*RecordValue, len(recs))
-	naming := map[string][]Record{} // live own mood → records naming it, oldest first
+	byRkey := make(map[string]*model.RecordValue, len(recs))
+	naming := map[string][]model.Record{} // live own mood → records naming it, oldest first
 
 	r.ATProto.Records = len(recs)
 	for _, rec := range recs {
@@ -195,7 +197,7 @@ func Compare(acct Account, moods []*Mood, others map[string]*Mood, records []Rec
 	}
 
 	sorted := slices.Clone(moods)
-	slices.SortFunc(sorted, func(a, b *Mood) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(sorted, func(a, b *model.Mood) int { return strings.Compare(a.ID, b.ID) })
 	for _, m := range sorted {
 		if m.Deleted {
 			r.Mongo.SoftDeleted++
@@ -206,7 +208,7 @@ func Compare(acct Account, moods []*Mood, others map[string]*Mood, records []Rec
 		}
 		r.Mongo.Live++
 		named := naming[m.ID]
-		var kept Record
+		var kept model.Record
 		switch stored := byRkey[m.Rkey]; {
 		case m.Rkey == "" && len(named) == 0:
 			r.add(Finding{Class: ClassNotSynced, MoodID: m.ID, mood: m})
@@ -215,7 +217,7 @@ func Compare(acct Account, moods []*Mood, others map[string]*Mood, records []Rec
 			kept = named[0]
 			r.add(Finding{Class: ClassUnlinked, MoodID: m.ID, Rkey: kept.Rkey, Detail: "record exists, atproto unset", value: &kept.Value})
 		case stored != nil && stored.MoodID() == m.ID:
-			kept = Record{Rkey: m.Rkey, Value: *stored}
+			kept = model.Record{Rkey: m.Rkey, Value: *stored}
 			r.Mongo.Synced++
 			if why := mismatch(m, stored); why != "" {
 				r.add(Finding{Class: ClassTextMismatch, MoodID: m.ID, Rkey: m.Rkey, Detail: why})
@@ -279,12 +281,12 @@ func (r *Report) add(f Finding) {
 
 // recordValue is the usable value of a listed or exported record, or nil
 // and why it is not usable.
-func recordValue(rec Record) (*RecordValue, string) {
+func recordValue(rec model.Record) (*model.RecordValue, string) {
 	if rec.Invalid != "" {
 		return nil, rec.Invalid
 	}
 	v := rec.Value
-	if why := ValidateRecord(&v); why != "" {
+	if why := model.ValidateRecord(&v); why != "" {
 		return nil, why
 	}
 	return &v, ""
@@ -293,7 +295,7 @@ func recordValue(rec Record) (*RecordValue, string) {
 // mismatch says how a mood's own record differs from the mood, "" when it
 // does not. `when` is compared as an instant, so a legacy record written
 // without milliseconds still matches.
-func mismatch(m *Mood, v *RecordValue) string {
+func mismatch(m *model.Mood, v *model.RecordValue) string {
 	var diffs []string
 	if v.Mood != m.Text {
 		diffs = append(diffs, "mood text differs")
@@ -333,7 +335,7 @@ type Fix struct {
 	Kind   FixKind
 	MoodID string
 	Rkey   string
-	Value  *RecordValue
+	Value  *model.RecordValue
 }
 
 // Expect is the verdict the engine reaches when it carries the fix out on
@@ -407,8 +409,8 @@ func PlanBackfill(r *Report) []Fix {
 		case ClassUnlinked:
 			links = append(links, Fix{Kind: FixLink, MoodID: f.MoodID, Rkey: f.Rkey, Value: f.value})
 		case ClassNotSynced:
-			v := NewRecordValue(f.mood)
-			creates = append(creates, Fix{Kind: FixCreate, MoodID: f.MoodID, Rkey: MoodRkey(f.mood, 0), Value: &v})
+			v := model.NewRecordValue(f.mood)
+			creates = append(creates, Fix{Kind: FixCreate, MoodID: f.MoodID, Rkey: model.Rkey(f.mood, 0), Value: &v})
 		}
 	}
 	return append(links, creates...)

@@ -1,5 +1,7 @@
 package reconcile
 
+import "github.com/whistlegraph/moodsync/reconcile/model"
+
 // This file holds the decision tables of DESIGN.md as pure functions.
 // Nothing here does I/O; engine.go carries decisions out.
 
@@ -31,7 +33,7 @@ func (a PublishAction) String() string {
 
 // DecidePublish is the publisher rule table (Mongo truth → PDS). m is nil
 // when the document is gone.
-func DecidePublish(m *Mood) PublishAction {
+func DecidePublish(m *model.Mood) PublishAction {
 	switch {
 	case m == nil:
 		return PublishNothing
@@ -64,14 +66,14 @@ const (
 // not be decoded or fails the lexicon.
 type Upsert struct {
 	Rkey    string
-	Value   *RecordValue
+	Value   *model.RecordValue
 	Invalid string
 }
 
 // DecideUpsert classifies a record create/update. owner is the Auth0 sub of
 // the repo's user; mood is the Mongo document the record's ref names (nil
 // when there is none).
-func DecideUpsert(owner string, op Upsert, mood *Mood) Verdict {
+func DecideUpsert(owner string, op Upsert, mood *model.Mood) Verdict {
 	if op.Value == nil || op.Invalid != "" {
 		return VerdictInvalid
 	}
@@ -95,7 +97,7 @@ func DecideUpsert(owner string, op Upsert, mood *Mood) Verdict {
 
 // DecideDelete classifies a record delete. mood is the owner's mood whose
 // atproto.rkey equals the deleted rkey, nil when none does.
-func DecideDelete(mood *Mood) Verdict {
+func DecideDelete(mood *model.Mood) Verdict {
 	switch {
 	case mood == nil:
 		return VerdictIgnore
@@ -104,24 +106,4 @@ func DecideDelete(mood *Mood) Verdict {
 	default:
 		return VerdictPDSDelete
 	}
-}
-
-// ValidateRecord checks a decoded record against the lexicon and returns
-// why it is unusable, or "" when it is fine.
-func ValidateRecord(v *RecordValue) string {
-	switch {
-	case v == nil:
-		return "record missing"
-	case v.MoodID() == "":
-		return "no ref or mongoId"
-	case !ValidMoodID(v.MoodID()):
-		return "ref is not a 24-hex ObjectID"
-	case v.Mood == "":
-		return "mood missing"
-	case len([]rune(v.Mood)) > MaxMoodLen:
-		return "mood longer than 5000 characters"
-	case v.When == "":
-		return "when missing"
-	}
-	return ""
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // Store is the Mongo side as the engine needs it. Writes are
@@ -13,12 +15,12 @@ import (
 // state, and leave it alone when it was not.
 type Store interface {
 	// Moods returns the documents with these ids that exist.
-	Moods(ctx context.Context, ids []string) (map[string]*Mood, error)
+	Moods(ctx context.Context, ids []string) (map[string]*model.Mood, error)
 	// UserMoods returns every mood of a user, deleted ones included.
-	UserMoods(ctx context.Context, user string) ([]*Mood, error)
+	UserMoods(ctx context.Context, user string) ([]*model.Mood, error)
 	// Account returns the ATProto account of a user, nil when the user has
 	// none (or no users row).
-	Account(ctx context.Context, user string) (*Account, error)
+	Account(ctx context.Context, user string) (*model.Account, error)
 	// SetRkey sets atproto.rkey on a live mood whose atproto is unset.
 	SetRkey(ctx context.Context, id, rkey string) (bool, error)
 	// ClearRkey unsets atproto on a mood whose atproto.rkey equals rkey.
@@ -27,27 +29,23 @@ type Store interface {
 	DeleteUserMoods(ctx context.Context, user string) (int64, error)
 }
 
-// Write is one op of an applyWrites batch.
-type Write struct {
-	Delete bool
-	Rkey   string
-	Value  RecordValue // for creates
-}
+// MaxBatch is the most writes the PDS accepts in one applyWrites call.
+const MaxBatch = 200
 
 // PDS is the repo side as the engine needs it. Implementations authenticate
 // as the repo's own user and classify their errors: IsPermanent for what a
 // retry cannot fix, anything else is retried.
 type PDS interface {
 	// ApplyWrites applies the writes atomically: all or none.
-	ApplyWrites(ctx context.Context, did string, writes []Write) error
+	ApplyWrites(ctx context.Context, did string, writes []model.Write) error
 	// CreateRecord creates a record at rkey; it fails if the key is taken.
-	CreateRecord(ctx context.Context, did, rkey string, v RecordValue) error
+	CreateRecord(ctx context.Context, did, rkey string, v model.RecordValue) error
 	// DeleteRecord deletes a record; deleting a missing record succeeds.
 	DeleteRecord(ctx context.Context, did, rkey string) error
 	// GetRecord returns the record at rkey, nil when there is none.
-	GetRecord(ctx context.Context, did, rkey string) (*Record, error)
+	GetRecord(ctx context.Context, did, rkey string) (*model.Record, error)
 	// ListRecords returns every mood record of the repo.
-	ListRecords(ctx context.Context, did string) ([]Record, error)
+	ListRecords(ctx context.Context, did string) ([]model.Record, error)
 }
 
 // Engine applies decisions. It is safe for concurrent use: work on one user
@@ -118,11 +116,11 @@ func (e *Engine) SyncMoods(ctx context.Context, user string, ids []string) map[s
 			}
 			break
 		}
-		var work []*Mood
+		var work []*model.Mood
 		for _, id := range pending {
 			m := moods[id]
 			if m != nil && m.User != user {
-				results[id] = Permanent("mood %s is not owned by user %s", id, user)
+				results[id] = model.Permanent("mood %s is not owned by user %s", id, user)
 				continue
 			}
 			if DecidePublish(m) != PublishNothing {
@@ -134,7 +132,7 @@ func (e *Engine) SyncMoods(ctx context.Context, user string, ids []string) map[s
 		}
 		acct, err := e.Store.Account(ctx, user)
 		if err == nil && (acct == nil || acct.DID == "") {
-			err = Permanent("user %s has no PDS account", user)
+			err = model.Permanent("user %s has no PDS account", user)
 		}
 		if err != nil {
 			for _, m := range work {
@@ -184,7 +182,7 @@ func (e *Engine) SyncUser(ctx context.Context, user string) error {
 // converge carries out the publisher decision for each mood: PDS writes in
 // applyWrites batches, then the compare-and-set in Mongo. It returns the
 // moods that failed.
-func (e *Engine) converge(ctx context.Context, did string, moods []*Mood) map[string]error {
+func (e *Engine) converge(ctx context.Context, did string, moods []*model.Mood) map[string]error {
 	failed := make(map[string]error)
 	for start := 0; start < len(moods); start += MaxBatch {
 		chunk := moods[start:min(start+MaxBatch, len(moods))]
@@ -226,19 +224,19 @@ var errBatchRefused = errors.New("applyWrites refused the batch")
 
 // writeBatch writes the whole chunk in one applyWrites call, creates at
 // attempt-0 keys. It returns mood id → rkey written (or deleted).
-func (e *Engine) writeBatch(ctx context.Context, did string, chunk []*Mood) (map[string]string, error) {
-	writes := make([]Write, 0, len(chunk))
+func (e *Engine) writeBatch(ctx context.Context, did string, chunk []*model.Mood) (map[string]string, error) {
+	writes := make([]model.Write, 0, len(chunk))
 	rkeys := make(map[string]string, len(chunk))
 	creates, deletes := 0, 0
 	for _, m := range chunk {
 		switch DecidePublish(m) {
 		case PublishCreate:
-			rk := MoodRkey(m, 0)
-			writes = append(writes, Write{Rkey: rk, Value: NewRecordValue(m)})
+			rk := model.Rkey(m, 0)
+			writes = append(writes, model.Write{Rkey: rk, Value: model.NewRecordValue(m)})
 			rkeys[m.ID] = rk
 			creates++
 		case PublishDelete:
-			writes = append(writes, Write{Delete: true, Rkey: m.Rkey})
+			writes = append(writes, model.Write{Delete: true, Rkey: m.Rkey})
 			rkeys[m.ID] = m.Rkey
 			deletes++
 		}
@@ -248,7 +246,7 @@ func (e *Engine) writeBatch(ctx context.Context, did string, chunk []*Mood) (map
 		return nil, errBatchRefused
 	}
 	if err := e.PDS.ApplyWrites(ctx, did, writes); err != nil {
-		if IsTransport(err) || IsPermanent(err) {
+		if model.IsTransport(err) || model.IsPermanent(err) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w: %v", errBatchRefused, err)
@@ -262,7 +260,7 @@ func (e *Engine) writeBatch(ctx context.Context, did string, chunk []*Mood) (map
 // the deterministic keys: a key holding this mood's own record (a retry after
 // a crash, or a concurrent worker) is adopted; a key holding another mood's
 // record moves on to the next clock id.
-func (e *Engine) writeOne(ctx context.Context, did string, m *Mood) (string, error) {
+func (e *Engine) writeOne(ctx context.Context, did string, m *model.Mood) (string, error) {
 	if DecidePublish(m) == PublishDelete {
 		if err := e.PDS.DeleteRecord(ctx, did, m.Rkey); err != nil {
 			return "", err
@@ -270,8 +268,8 @@ func (e *Engine) writeOne(ctx context.Context, did string, m *Mood) (string, err
 		e.observe("pds_delete", 1)
 		return m.Rkey, nil
 	}
-	for attempt := 0; attempt < MaxRkeyProbes; attempt++ {
-		rkey := MoodRkey(m, attempt)
+	for attempt := 0; attempt < model.MaxRkeyProbes; attempt++ {
+		rkey := model.Rkey(m, attempt)
 		existing, err := e.PDS.GetRecord(ctx, did, rkey)
 		if err != nil {
 			return "", err
@@ -283,12 +281,12 @@ func (e *Engine) writeOne(ctx context.Context, did string, m *Mood) (string, err
 			}
 			continue
 		}
-		createErr := e.PDS.CreateRecord(ctx, did, rkey, NewRecordValue(m))
+		createErr := e.PDS.CreateRecord(ctx, did, rkey, model.NewRecordValue(m))
 		if createErr == nil {
 			e.observe("pds_create", 1)
 			return rkey, nil
 		}
-		if IsTransport(createErr) || IsPermanent(createErr) {
+		if model.IsTransport(createErr) || model.IsPermanent(createErr) {
 			return "", createErr
 		}
 		// The PDS answers a taken key with a bare 500: look again to tell
@@ -305,14 +303,14 @@ func (e *Engine) writeOne(ctx context.Context, did string, m *Mood) (string, err
 			return rkey, nil
 		}
 	}
-	return "", fmt.Errorf("no free rkey for mood %s after %d probes", m.ID, MaxRkeyProbes)
+	return "", fmt.Errorf("no free rkey for mood %s after %d probes", m.ID, model.MaxRkeyProbes)
 }
 
 // record stores the outcome of a PDS write in Mongo with compare-and-set.
 // When the mood changed under us — soft-deleted, gone, or pointed at another
 // record meanwhile — the record just written is no longer wanted and is
 // deleted again, so no orphan or duplicate is left behind.
-func (e *Engine) record(ctx context.Context, did string, m *Mood, rkey string) error {
+func (e *Engine) record(ctx context.Context, did string, m *model.Mood, rkey string) error {
 	if DecidePublish(m) == PublishDelete {
 		if _, err := e.Store.ClearRkey(ctx, m.ID, rkey); err != nil {
 			return fmt.Errorf("unset atproto of %s: %w", m.ID, err)
@@ -335,7 +333,7 @@ func (e *Engine) record(ctx context.Context, did string, m *Mood, rkey string) e
 		return nil // someone (the consumer, another replica) got there first
 	}
 	e.Log.Info("mood changed while its record was written; removing the record",
-		"mood", m.ID, "uri", URI(did, rkey))
+		"mood", m.ID, "uri", model.URI(did, rkey))
 	if err := e.PDS.DeleteRecord(ctx, did, rkey); err != nil {
 		return err
 	}
@@ -348,7 +346,7 @@ func (e *Engine) record(ctx context.Context, did string, m *Mood, rkey string) e
 // already gone.
 func (e *Engine) Purge(ctx context.Context, user, did string) error {
 	if user == "" {
-		return Permanent("purge needs a user")
+		return model.Permanent("purge needs a user")
 	}
 	defer e.lockUser(user)()
 	if did == "" {
@@ -388,19 +386,19 @@ func (e *Engine) Purge(ctx context.Context, user, did string) error {
 
 // deleteRecords deletes records in applyWrites batches, one at a time when
 // a batch is refused.
-func (e *Engine) deleteRecords(ctx context.Context, did string, records []Record) error {
+func (e *Engine) deleteRecords(ctx context.Context, did string, records []model.Record) error {
 	for start := 0; start < len(records); start += MaxBatch {
 		chunk := records[start:min(start+MaxBatch, len(records))]
-		writes := make([]Write, len(chunk))
+		writes := make([]model.Write, len(chunk))
 		for i, r := range chunk {
-			writes[i] = Write{Delete: true, Rkey: r.Rkey}
+			writes[i] = model.Write{Delete: true, Rkey: r.Rkey}
 		}
 		err := e.PDS.ApplyWrites(ctx, did, writes)
 		if err == nil {
 			e.observe("pds_delete", len(writes))
 			continue
 		}
-		if IsTransport(err) || IsPermanent(err) {
+		if model.IsTransport(err) || model.IsPermanent(err) {
 			return err
 		}
 		for _, r := range chunk {

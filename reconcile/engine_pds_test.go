@@ -7,6 +7,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
@@ -25,7 +26,7 @@ func newRealParts(t *testing.T) *realParts {
 	return &realParts{pds: pds, store: store, client: client, engine: reconcile.NewEngine(store, client, nil)}
 }
 
-func (r *realParts) mood(t *testing.T, id string) *reconcile.Mood {
+func (r *realParts) mood(t *testing.T, id string) *model.Mood {
 	t.Helper()
 	m, err := r.store.Moods(context.Background(), []string{id})
 	if err != nil {
@@ -34,7 +35,7 @@ func (r *realParts) mood(t *testing.T, id string) *reconcile.Mood {
 	return m[id]
 }
 
-func (r *realParts) records(t *testing.T, did string) []reconcile.Record {
+func (r *realParts) records(t *testing.T, did string) []model.Record {
 	t.Helper()
 	recs, err := r.pds.Records(context.Background(), did)
 	if err != nil {
@@ -64,7 +65,7 @@ func TestEngineCreateDeleteAgainstPDS(t *testing.T) {
 	if m.Rkey != rec.Rkey {
 		t.Fatalf("mongo rkey %q, record rkey %q", m.Rkey, rec.Rkey)
 	}
-	want := reconcile.RecordValue{Type: reconcile.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: id, MongoID: id}
+	want := model.RecordValue{Type: model.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: id, MongoID: id}
 	if rec.Value != want {
 		t.Fatalf("record %+v, want %+v", rec.Value, want)
 	}

@@ -13,13 +13,15 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // FirehoseStore is the Mongo side as the firehose needs it, beyond Store.
 type FirehoseStore interface {
 	Store
 	// MoodByRkey returns the user's mood whose atproto.rkey is rkey, or nil.
-	MoodByRkey(ctx context.Context, user, rkey string) (*Mood, error)
+	MoodByRkey(ctx context.Context, user, rkey string) (*model.Mood, error)
 	// SoftDeleteByRkey marks the mood deleted and unsets atproto, if its
 	// atproto.rkey is still rkey.
 	SoftDeleteByRkey(ctx context.Context, id, rkey string) (bool, error)
@@ -63,16 +65,16 @@ func (t Tally) Add(other Tally) {
 func (e *Engine) firehoseStore() (FirehoseStore, error) {
 	fs, ok := e.Store.(FirehoseStore)
 	if !ok {
-		return nil, Permanent("store %T cannot carry out firehose verdicts", e.Store)
+		return nil, model.Permanent("store %T cannot carry out firehose verdicts", e.Store)
 	}
 	return fs, nil
 }
 
 // verdict reports a verdict to Observe and the log. Confirmations are the
 // steady state and stay at debug level; everything else says what happened.
-func (e *Engine) verdict(v Verdict, acct Account, rkey, moodID, why string) {
+func (e *Engine) verdict(v Verdict, acct model.Account, rkey, moodID, why string) {
 	e.observe("verdict_"+string(v), 1)
-	args := []any{"verdict", string(v), "uri", URI(acct.DID, rkey), "user", acct.User}
+	args := []any{"verdict", string(v), "uri", model.URI(acct.DID, rkey), "user", acct.User}
 	if moodID != "" {
 		args = append(args, "mood", moodID)
 	}
@@ -92,7 +94,7 @@ func (e *Engine) verdict(v Verdict, acct Account, rkey, moodID, why string) {
 // ApplyUpsert carries out the verdict for a record created or updated in
 // acct's repo and returns it. An error means the op was not (fully)
 // applied: permanent ones cannot be, others should be retried.
-func (e *Engine) ApplyUpsert(ctx context.Context, acct Account, op Upsert, opts ...Option) (Verdict, error) {
+func (e *Engine) ApplyUpsert(ctx context.Context, acct model.Account, op Upsert, opts ...Option) (Verdict, error) {
 	fs, err := e.firehoseStore()
 	if err != nil {
 		return "", err
@@ -104,9 +106,9 @@ func (e *Engine) ApplyUpsert(ctx context.Context, acct Account, op Upsert, opts 
 // applyUpsert is ApplyUpsert under the user's lock. known, when not nil, is
 // the mood the record names as already read (ReconcileUser reads them in
 // one query); it is used for the first round only.
-func (e *Engine) applyUpsert(ctx context.Context, fs FirehoseStore, acct Account, op Upsert, known *Mood, o options) (Verdict, error) {
+func (e *Engine) applyUpsert(ctx context.Context, fs FirehoseStore, acct model.Account, op Upsert, known *model.Mood, o options) (Verdict, error) {
 	if op.Value != nil && op.Invalid == "" {
-		op.Invalid = ValidateRecord(op.Value)
+		op.Invalid = model.ValidateRecord(op.Value)
 	}
 	if op.Value == nil || op.Invalid != "" {
 		why := op.Invalid
@@ -143,7 +145,7 @@ func (e *Engine) applyUpsert(ctx context.Context, fs FirehoseStore, acct Account
 
 // carryOutUpsert performs one verdict. done is false when a compare-and-set
 // found the mood changed, so the caller decides again.
-func (e *Engine) carryOutUpsert(ctx context.Context, fs FirehoseStore, acct Account, op Upsert, mood *Mood, v Verdict, o options) (done bool, err error) {
+func (e *Engine) carryOutUpsert(ctx context.Context, fs FirehoseStore, acct model.Account, op Upsert, mood *model.Mood, v Verdict, o options) (done bool, err error) {
 	id := op.Value.MoodID()
 	switch v {
 	case VerdictRepair:
@@ -186,7 +188,7 @@ func (e *Engine) carryOutUpsert(ctx context.Context, fs FirehoseStore, acct Acco
 
 // adoptRecord swaps a mood from its stale rkey to op's record, once that
 // record is confirmed to exist and to name the mood.
-func (e *Engine) adoptRecord(ctx context.Context, fs FirehoseStore, acct Account, op Upsert, mood *Mood) (bool, error) {
+func (e *Engine) adoptRecord(ctx context.Context, fs FirehoseStore, acct model.Account, op Upsert, mood *model.Mood) (bool, error) {
 	rec, err := e.PDS.GetRecord(ctx, acct.DID, op.Rkey)
 	if err != nil {
 		return false, fmt.Errorf("read record %s: %w", op.Rkey, err)
@@ -228,7 +230,7 @@ func (e *Engine) deleteRecordOf(ctx context.Context, did, rkey, moodID string) e
 
 // ApplyDelete carries out the verdict for a record deleted from acct's repo
 // and returns it.
-func (e *Engine) ApplyDelete(ctx context.Context, acct Account, rkey string) (Verdict, error) {
+func (e *Engine) ApplyDelete(ctx context.Context, acct model.Account, rkey string) (Verdict, error) {
 	fs, err := e.firehoseStore()
 	if err != nil {
 		return "", err
@@ -240,7 +242,7 @@ func (e *Engine) ApplyDelete(ctx context.Context, acct Account, rkey string) (Ve
 // applyDelete is ApplyDelete under the user's lock. checkGone re-reads the
 // record before soft-deleting a live mood, so a replayed delete of a record
 // that exists again does not delete the mood.
-func (e *Engine) applyDelete(ctx context.Context, fs FirehoseStore, acct Account, rkey string, checkGone bool) (Verdict, error) {
+func (e *Engine) applyDelete(ctx context.Context, fs FirehoseStore, acct model.Account, rkey string, checkGone bool) (Verdict, error) {
 	for round := 0; round < maxConvergeRounds; round++ {
 		mood, err := fs.MoodByRkey(ctx, acct.User, rkey)
 		if err != nil {
@@ -281,7 +283,7 @@ func (e *Engine) applyDelete(ctx context.Context, fs FirehoseStore, acct Account
 
 // AccountDeleted unsets atproto on every mood of acct's user: the account
 // and with it every record are gone.
-func (e *Engine) AccountDeleted(ctx context.Context, acct Account) (int64, error) {
+func (e *Engine) AccountDeleted(ctx context.Context, acct model.Account) (int64, error) {
 	fs, err := e.firehoseStore()
 	if err != nil {
 		return 0, err
@@ -313,7 +315,7 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, opts ...Option)
 		return nil, fmt.Errorf("look up account of %s: %w", user, err)
 	}
 	if acct == nil || acct.DID == "" {
-		return nil, Permanent("user %s has no PDS account", user)
+		return nil, model.Permanent("user %s has no PDS account", user)
 	}
 	defer e.lockUser(user)()
 
@@ -327,11 +329,11 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, opts ...Option)
 
 	ids := make([]string, 0, len(records))
 	for _, r := range records {
-		if ValidMoodID(r.Value.MoodID()) {
+		if model.ValidID(r.Value.MoodID()) {
 			ids = append(ids, r.Value.MoodID())
 		}
 	}
-	moods := map[string]*Mood{}
+	moods := map[string]*model.Mood{}
 	if len(ids) > 0 {
 		if moods, err = fs.Moods(ctx, ids); err != nil {
 			return nil, fmt.Errorf("read moods of %s: %w", user, err)
@@ -349,7 +351,7 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, opts ...Option)
 			v := r.Value
 			op.Value = &v
 		}
-		var known *Mood
+		var known *model.Mood
 		if op.Value != nil && !acted[op.Value.MoodID()] {
 			known = moods[op.Value.MoodID()]
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
 )
 
@@ -36,29 +37,29 @@ func newParts() *parts {
 		defer p.mu.Unlock()
 		p.observed[action] += n
 	}
-	p.store.PutAccount(reconcile.Account{User: alice, DID: aDID})
-	p.store.PutAccount(reconcile.Account{User: bob, DID: bDID})
+	p.store.PutAccount(model.Account{User: alice, DID: aDID})
+	p.store.PutAccount(model.Account{User: bob, DID: bDID})
 	return p
 }
 
 var (
-	aliceAcct = reconcile.Account{User: alice, DID: aDID}
-	bobAcct   = reconcile.Account{User: bob, DID: bDID}
+	aliceAcct = model.Account{User: alice, DID: aDID}
+	bobAcct   = model.Account{User: bob, DID: bDID}
 )
 
-func value(ref string) reconcile.RecordValue {
-	return reconcile.RecordValue{Type: reconcile.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: ref, MongoID: ref}
+func value(ref string) model.RecordValue {
+	return model.RecordValue{Type: model.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: ref, MongoID: ref}
 }
 
 // write puts a record on the fake PDS and returns the op the firehose
 // would carry for it.
 func (p *parts) write(did, rkey, ref string) reconcile.Upsert {
 	v := value(ref)
-	p.pds.Put(did, reconcile.Record{Rkey: rkey, Value: v})
+	p.pds.Put(did, model.Record{Rkey: rkey, Value: v})
 	return reconcile.Upsert{Rkey: rkey, Value: &v}
 }
 
-func (p *parts) upsert(t *testing.T, acct reconcile.Account, op reconcile.Upsert, opts ...reconcile.Option) reconcile.Verdict {
+func (p *parts) upsert(t *testing.T, acct model.Account, op reconcile.Upsert, opts ...reconcile.Option) reconcile.Verdict {
 	t.Helper()
 	v, err := p.engine.ApplyUpsert(context.Background(), acct, op, opts...)
 	if err != nil {
@@ -68,7 +69,7 @@ func (p *parts) upsert(t *testing.T, acct reconcile.Account, op reconcile.Upsert
 }
 
 func (p *parts) live(id, user, rkey string) {
-	p.store.PutMood(reconcile.Mood{ID: id, User: user, Text: "sunny", When: time.Unix(0, 0), Rkey: rkey})
+	p.store.PutMood(model.Mood{ID: id, User: user, Text: "sunny", When: time.Unix(0, 0), Rkey: rkey})
 }
 
 func expect(t *testing.T, got, want reconcile.Verdict) {
@@ -137,7 +138,7 @@ func TestApplyUpsertSpoofTouchesNothing(t *testing.T) {
 
 func TestApplyUpsertOrphanPolicy(t *testing.T) {
 	p := newParts()
-	p.store.PutMood(reconcile.Mood{ID: mood1, User: alice, Deleted: true})
+	p.store.PutMood(model.Mood{ID: mood1, User: alice, Deleted: true})
 	op := p.write(aDID, "r1", mood1)
 	expect(t, p.upsert(t, aliceAcct, op, reconcile.KeepOrphans()), reconcile.VerdictOrphan)
 	if !p.pds.Has(aDID, "r1") {
@@ -192,7 +193,7 @@ type lossyStore struct {
 func (s *lossyStore) SetRkey(ctx context.Context, id, rkey string) (bool, error) {
 	lost := false
 	s.once.Do(func() {
-		s.pds.Put(aDID, reconcile.Record{Rkey: "pub", Value: value(id)})
+		s.pds.Put(aDID, model.Record{Rkey: "pub", Value: value(id)})
 		s.Store.SetRkey(ctx, id, "pub")
 		lost = true
 	})
@@ -220,7 +221,7 @@ func TestApplyDelete(t *testing.T) {
 	p := newParts()
 	ctx := context.Background()
 	p.live(mood1, alice, "r1")
-	p.store.PutMood(reconcile.Mood{ID: mood2, User: alice, Deleted: true, Rkey: "r2"})
+	p.store.PutMood(model.Mood{ID: mood2, User: alice, Deleted: true, Rkey: "r2"})
 
 	// A replayed delete of a record that exists again changes nothing.
 	p.write(aDID, "r1", mood1)
@@ -282,13 +283,13 @@ func TestReconcileUser(t *testing.T) {
 	p.write(aDID, "a1", repaired)
 	p.write(aDID, "a2", repaired) // second record of one mood: duplicate
 	p.live(stale, alice, "s1")    // record deleted while the firehose was away
-	p.store.PutMood(reconcile.Mood{ID: cleared, User: alice, Deleted: true, Rkey: "c1"})
+	p.store.PutMood(model.Mood{ID: cleared, User: alice, Deleted: true, Rkey: "c1"})
 	p.live(confirmed, alice, "k1")
 	p.write(aDID, "k1", confirmed)
 	p.write(aDID, "o1", gone) // orphan
 	p.live(bobs, bob, "")
 	p.write(aDID, "x1", bobs) // spoof
-	p.pds.Put(aDID, reconcile.Record{Rkey: "i1", Invalid: "record fields have the wrong types"})
+	p.pds.Put(aDID, model.Record{Rkey: "i1", Invalid: "record fields have the wrong types"})
 
 	tally, err := p.engine.ReconcileUser(context.Background(), alice)
 	if err != nil {
@@ -336,7 +337,7 @@ func TestReconcileUser(t *testing.T) {
 func TestReconcileUserWithoutAccount(t *testing.T) {
 	p := newParts()
 	_, err := p.engine.ReconcileUser(context.Background(), "auth0|nobody")
-	if !reconcile.IsPermanent(err) {
+	if !model.IsPermanent(err) {
 		t.Fatalf("want a permanent error, got %v", err)
 	}
 }

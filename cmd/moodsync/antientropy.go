@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
@@ -107,7 +108,7 @@ func (f *aeFlags) open(ctx context.Context, stderr io.Writer) (*aeEnv, error) {
 
 // accounts returns the users to work on, sorted by sub: --user, or every
 // user with a PDS account.
-func (f *aeFlags) accounts(ctx context.Context, store *mongostore.Store) ([]reconcile.Account, error) {
+func (f *aeFlags) accounts(ctx context.Context, store *mongostore.Store) ([]model.Account, error) {
 	if f.user != "" {
 		acct, err := store.Account(ctx, f.user)
 		if err != nil {
@@ -116,20 +117,20 @@ func (f *aeFlags) accounts(ctx context.Context, store *mongostore.Store) ([]reco
 		if acct == nil {
 			return nil, fmt.Errorf("user %s has no PDS account (no users row with atproto.did)", f.user)
 		}
-		return []reconcile.Account{*acct}, nil
+		return []model.Account{*acct}, nil
 	}
 	accts, err := store.Accounts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	slices.SortFunc(accts, func(a, b reconcile.Account) int { return strings.Compare(a.User, b.User) })
+	slices.SortFunc(accts, func(a, b model.Account) int { return strings.Compare(a.User, b.User) })
 	return accts, nil
 }
 
 // eachAccount runs fn for every account, at most n at once, and stops
 // starting new ones when ctx ends. fn gets the account's index, so results
 // can be kept in a deterministic order.
-func eachAccount(ctx context.Context, accts []reconcile.Account, n int, fn func(i int, acct reconcile.Account)) {
+func eachAccount(ctx context.Context, accts []model.Account, n int, fn func(i int, acct model.Account)) {
 	if n < 1 {
 		n = 1
 	}
@@ -155,16 +156,16 @@ func eachAccount(ctx context.Context, accts []reconcile.Account, n int, fn func(
 
 // compared is the compare of one user, or why there is none.
 type compared struct {
-	acct   reconcile.Account
+	acct   model.Account
 	report *reconcile.Report
 	err    error
 }
 
 // compareAll compares every account, n at once, with a progress bar.
-func compareAll(ctx context.Context, e *reconcile.Engine, accts []reconcile.Account, n int, stderr io.Writer) []compared {
+func compareAll(ctx context.Context, e *reconcile.Engine, accts []model.Account, n int, stderr io.Writer) []compared {
 	out := make([]compared, len(accts))
 	bar := newProgress(stderr, "comparing users", len(accts))
-	eachAccount(ctx, accts, n, func(i int, acct reconcile.Account) {
+	eachAccount(ctx, accts, n, func(i int, acct model.Account) {
 		r, err := e.CompareAccount(ctx, acct)
 		out[i] = compared{acct: acct, report: r, err: err}
 		bar.Add(1)

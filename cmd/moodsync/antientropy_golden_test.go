@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // TestAntiEntropyCLIGolden checks the anti-entropy commands' help and
@@ -71,30 +72,30 @@ func TestAntiEntropyCLIGolden(t *testing.T) {
 func fixedCompare() []compared {
 	when := time.Date(2025, 10, 14, 19, 30, 0, 0, time.UTC)
 	id := func(n int) string { return fmt.Sprintf("507f1f77bcf86cd7994390%02d", n) }
-	mood := func(n int, user, rkey string, deleted bool) *reconcile.Mood {
-		return &reconcile.Mood{ID: id(n), User: user, Text: fmt.Sprintf("mood %d", n), When: when.Add(time.Duration(n) * time.Hour), Rkey: rkey, Deleted: deleted}
+	mood := func(n int, user, rkey string, deleted bool) *model.Mood {
+		return &model.Mood{ID: id(n), User: user, Text: fmt.Sprintf("mood %d", n), When: when.Add(time.Duration(n) * time.Hour), Rkey: rkey, Deleted: deleted}
 	}
-	rec := func(rkey string, m *reconcile.Mood) reconcile.Record {
-		return reconcile.Record{Rkey: rkey, Value: reconcile.NewRecordValue(m)}
+	rec := func(rkey string, m *model.Mood) model.Record {
+		return model.Record{Rkey: rkey, Value: model.NewRecordValue(m)}
 	}
-	alice := reconcile.Account{User: "auth0|alice", DID: "did:plc:alice"}
-	bob := reconcile.Account{User: "auth0|bob", DID: "did:plc:bob"}
-	a := []*reconcile.Mood{
+	alice := model.Account{User: "auth0|alice", DID: "did:plc:alice"}
+	bob := model.Account{User: "auth0|bob", DID: "did:plc:bob"}
+	a := []*model.Mood{
 		mood(1, alice.User, "3kaaaaaaaaa01", false), mood(2, alice.User, "", false), mood(3, alice.User, "", false),
 		mood(4, alice.User, "", true), mood(5, alice.User, "3kaaaaaaaaa05", false), mood(6, alice.User, "3kaaaaaaaaa06", true),
 	}
 	edited := rec("3kaaaaaaaaa05", a[4])
 	edited.Value.Mood = "edited on the PDS"
-	aRecs := []reconcile.Record{
+	aRecs := []model.Record{
 		rec("3kaaaaaaaaa01", a[0]), rec("3kaaaaaaaaa07", a[0]), rec("3kaaaaaaaaa04", a[3]), edited,
 		rec("3kaaaaaaaaa08", mood(9, alice.User, "", false)), {Rkey: "3kaaaaaaaaa09", Invalid: `field "mood" is int64, not a string`},
 	}
-	b := []*reconcile.Mood{mood(10, bob.User, "3kbbbbbbbbb10", false), mood(11, bob.User, "", false)}
-	bRecs := []reconcile.Record{rec("3kbbbbbbbbb11", b[1]), rec("3kbbbbbbbbb12", a[1])}
+	b := []*model.Mood{mood(10, bob.User, "3kbbbbbbbbb10", false), mood(11, bob.User, "", false)}
+	bRecs := []model.Record{rec("3kbbbbbbbbb11", b[1]), rec("3kbbbbbbbbb12", a[1])}
 	return []compared{
 		{acct: alice, report: reconcile.Compare(alice, a, nil, aRecs)},
-		{acct: bob, report: reconcile.Compare(bob, b, map[string]*reconcile.Mood{a[1].ID: a[1]}, bRecs)},
-		{acct: reconcile.Account{User: "auth0|carol", DID: "did:plc:carol"}, err: fmt.Errorf("read repo of did:plc:carol: RepoNotFound")},
+		{acct: bob, report: reconcile.Compare(bob, b, map[string]*model.Mood{a[1].ID: a[1]}, bRecs)},
+		{acct: model.Account{User: "auth0|carol", DID: "did:plc:carol"}, err: fmt.Errorf("read repo of did:plc:carol: RepoNotFound")},
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
@@ -88,12 +89,12 @@ func (w *aeWorld) as(a *devenv.Account) *as {
 // put writes a record (any body) and returns its rkey.
 func (u *as) put(body map[string]any) string {
 	u.t.Helper()
-	body["$type"] = reconcile.Collection
+	body["$type"] = model.Collection
 	var out struct {
 		URI string `json:"uri"`
 	}
 	err := u.api.Post(context.Background(), syntax.NSID("com.atproto.repo.createRecord"),
-		map[string]any{"repo": u.did, "collection": reconcile.Collection, "record": body, "validate": false}, &out)
+		map[string]any{"repo": u.did, "collection": model.Collection, "record": body, "validate": false}, &out)
 	if err != nil {
 		u.t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func (u *as) put(body map[string]any) string {
 func (u *as) del(rkey string) {
 	u.t.Helper()
 	err := u.api.Post(context.Background(), syntax.NSID("com.atproto.repo.deleteRecord"),
-		map[string]any{"repo": u.did, "collection": reconcile.Collection, "rkey": rkey}, nil)
+		map[string]any{"repo": u.did, "collection": model.Collection, "rkey": rkey}, nil)
 	if err != nil {
 		u.t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func (w *aeWorld) sync(a *devenv.Account, ids ...string) {
 	}
 }
 
-func (w *aeWorld) mood(id string) *reconcile.Mood {
+func (w *aeWorld) mood(id string) *model.Mood {
 	w.t.Helper()
 	m, err := w.store.Moods(context.Background(), []string{id})
 	if err != nil {
@@ -128,7 +129,7 @@ func (w *aeWorld) mood(id string) *reconcile.Mood {
 	return m[id]
 }
 
-func (w *aeWorld) records(did string) []reconcile.Record {
+func (w *aeWorld) records(did string) []model.Record {
 	w.t.Helper()
 	recs, err := w.client.ExportRecords(context.Background(), did)
 	if err != nil {
@@ -200,7 +201,7 @@ func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
 	asAlice, asBob, asCarol := w.as(alice), w.as(bob), w.as(carol)
 	// body is a record as a script would write it for mood n of insert.
 	body := func(text, ref string, n int, legacy bool) map[string]any {
-		when := now.Add(-time.Duration(n) * time.Minute).Format(reconcile.WhenLayout)
+		when := now.Add(-time.Duration(n) * time.Minute).Format(model.WhenLayout)
 		b := map[string]any{"mood": text, "when": when, "mongoId": ref}
 		if !legacy {
 			b["ref"] = ref
@@ -244,7 +245,7 @@ func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
 	w.sync(carol, cSynced)
 	cSpoof := asCarol.put(body("not mine", aSynced, 1, false))
 	cBadRef := asCarol.put(body("bad ref", "not-an-object-id", 0, false))
-	cNumber := asCarol.put(map[string]any{"mood": 42, "when": now.Format(reconcile.WhenLayout), "ref": newID()})
+	cNumber := asCarol.put(map[string]any{"mood": 42, "when": now.Format(model.WhenLayout), "ref": newID()})
 
 	want := []string{
 		alice.User + " not-synced " + aNotSynced,
@@ -278,7 +279,7 @@ func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
 	if after := w.snapshot(); after != before {
 		t.Fatalf("cleanup --dry-run changed something:\nbefore\n%s\nafter\n%s", before, after)
 	}
-	if code, out := w.cli(ctx, "backfill", "--dry-run"); code != 0 || !strings.Contains(out, "create "+reconcile.URI(alice.DID, "")) {
+	if code, out := w.cli(ctx, "backfill", "--dry-run"); code != 0 || !strings.Contains(out, "create "+model.URI(alice.DID, "")) {
 		t.Fatalf("backfill --dry-run exited %d:\n%s", code, out)
 	}
 	if after := w.snapshot(); after != before {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // backfillCommand writes records for live moods that have none, through the
@@ -61,7 +62,7 @@ func (c *backfillCommand) Run(ctx context.Context, args []string) error {
 		fo.Chunk = max(1, min(reconcile.MaxBatch, int(rate)))
 	}
 	var failed atomic.Int64
-	eachAccount(ctx, accountsOf(plans), f.concurrency, func(i int, acct reconcile.Account) {
+	eachAccount(ctx, accountsOf(plans), f.concurrency, func(i int, acct model.Account) {
 		p := &plans[i]
 		if p.err != nil || len(p.fixes) == 0 {
 			return
@@ -85,14 +86,14 @@ func (c *backfillCommand) Run(ctx context.Context, args []string) error {
 
 // userPlan is the fixes for one user and, once run, their results.
 type userPlan struct {
-	acct    reconcile.Account
+	acct    model.Account
 	fixes   []reconcile.Fix
 	results []reconcile.FixResult
 	err     error // the compare failed
 }
 
-func accountsOf(plans []userPlan) []reconcile.Account {
-	out := make([]reconcile.Account, len(plans))
+func accountsOf(plans []userPlan) []model.Account {
+	out := make([]model.Account, len(plans))
 	for i, p := range plans {
 		out[i] = p.acct
 	}
@@ -146,7 +147,7 @@ func writeBackfillPlan(w io.Writer, plans []userPlan) {
 			continue
 		}
 		for _, fx := range p.fixes {
-			uri := reconcile.URI(p.acct.DID, fx.Rkey)
+			uri := model.URI(p.acct.DID, fx.Rkey)
 			switch fx.Kind {
 			case reconcile.FixCreate:
 				creates++

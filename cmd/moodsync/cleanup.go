@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // cleanupCommand deletes orphaned and duplicate records from the PDS,
@@ -33,7 +34,7 @@ func (c *cleanupCommand) Run(ctx context.Context, args []string) error {
 	if !dryRun {
 		bar := newProgress(c.stderr, "cleaning up", total)
 		fo := reconcile.FixOptions{Progress: bar.Add}
-		eachAccount(ctx, accountsOf(plans), f.concurrency, func(i int, acct reconcile.Account) {
+		eachAccount(ctx, accountsOf(plans), f.concurrency, func(i int, acct model.Account) {
 			if p := &plans[i]; p.err == nil && len(p.fixes) > 0 {
 				p.results = env.engine.ApplyFixes(ctx, acct, p.fixes, fo)
 				if err := reconcile.FixErrors(p.results); err != nil {
@@ -75,7 +76,7 @@ func planCleanup(results []compared) []userPlan {
 
 // describeFix says what a fix does, in the words of the report.
 func describeFix(did string, fx reconcile.Fix) string {
-	uri := reconcile.URI(did, fx.Rkey)
+	uri := model.URI(did, fx.Rkey)
 	switch fx.Kind {
 	case reconcile.FixLink:
 		return fmt.Sprintf("link mood %s to its record %s", fx.MoodID, uri)
@@ -146,7 +147,7 @@ func writeCleanup(w io.Writer, results []compared, plans []userPlan, dryRun bool
 		}
 		for _, n := range notices {
 			left++
-			fmt.Fprintf(w, "  leave %s record %s: %s\n", noticeNames[n.Class], reconcile.URI(res.acct.DID, n.Rkey), n.Detail)
+			fmt.Fprintf(w, "  leave %s record %s: %s\n", noticeNames[n.Class], model.URI(res.acct.DID, n.Rkey), n.Detail)
 		}
 	}
 	if dryRun {

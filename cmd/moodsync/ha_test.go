@@ -16,7 +16,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/publisher/intent"
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 )
 
@@ -215,7 +215,7 @@ func TestTwoReplicasShareIntentsOneFollowsAndAStandbyTakesOver(t *testing.T) {
 	}
 	deleted := ids[0] // alice's (even index)
 	err = w.Post(ctx, syntax.NSID("com.atproto.repo.deleteRecord"),
-		map[string]any{"repo": alice.DID, "collection": reconcile.Collection, "rkey": moods[deleted].Rkey}, nil)
+		map[string]any{"repo": alice.DID, "collection": model.Collection, "rkey": moods[deleted].Rkey}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,8 +223,8 @@ func TestTwoReplicasShareIntentsOneFollowsAndAStandbyTakesOver(t *testing.T) {
 	unlinked := devenv.InsertMood(t, store, alice.User, "written on the PDS", when)
 	ids = append(ids, unlinked)
 	err = w.Post(ctx, syntax.NSID("com.atproto.repo.createRecord"), map[string]any{
-		"repo": alice.DID, "collection": reconcile.Collection,
-		"record": map[string]any{"$type": reconcile.Collection, "mood": "written on the PDS",
+		"repo": alice.DID, "collection": model.Collection,
+		"record": map[string]any{"$type": model.Collection, "mood": "written on the PDS",
 			"when": when.Format("2006-01-02T15:04:05.000Z"), "ref": unlinked, "mongoId": unlinked},
 	}, nil)
 	if err != nil {

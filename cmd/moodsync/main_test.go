@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 )
 
@@ -186,7 +186,7 @@ func TestRunRestartOnEmbeddedDefaultsKeepsOneRecord(t *testing.T) {
 			t.Fatalf("publish: exit %d: %s", code, out.String())
 		}
 	}
-	mood := func() *reconcile.Mood {
+	mood := func() *model.Mood {
 		m, err := store.Moods(context.Background(), []string{id})
 		if err != nil {
 			return nil

@@ -16,7 +16,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/publisher/intent"
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 )
 
@@ -194,7 +194,7 @@ func TestMetricsMatchAScriptedRunAndReadyzFollowsMongo(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = api.Post(ctx, syntax.NSID("com.atproto.repo.deleteRecord"),
-		map[string]any{"repo": alice.DID, "collection": reconcile.Collection, "rkey": moods[ids[2]].Rkey}, nil)
+		map[string]any{"repo": alice.DID, "collection": model.Collection, "rkey": moods[ids[2]].Rkey}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

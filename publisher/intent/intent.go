@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // Stream and subject names (DESIGN.md).
@@ -48,21 +48,21 @@ func (in Intent) Subject() string { return SubjectPrefix + in.Op }
 func (in Intent) Validate() error {
 	switch in.Op {
 	case OpCreate, OpDelete:
-		if !reconcile.ValidMoodID(in.MongoID) {
-			return reconcile.Permanent("bad mongoId %q: want 24 hex digits", in.MongoID)
+		if !model.ValidID(in.MongoID) {
+			return model.Permanent("bad mongoId %q: want 24 hex digits", in.MongoID)
 		}
 	case OpPurge:
 		if in.DID != "" && !strings.HasPrefix(in.DID, "did:") {
-			return reconcile.Permanent("bad did %q", in.DID)
+			return model.Permanent("bad did %q", in.DID)
 		}
 	case OpReconcile:
 	case "":
-		return reconcile.Permanent("missing op")
+		return model.Permanent("missing op")
 	default:
-		return reconcile.Permanent("unknown op %q", in.Op)
+		return model.Permanent("unknown op %q", in.Op)
 	}
 	if in.User == "" {
-		return reconcile.Permanent("missing user")
+		return model.Permanent("missing user")
 	}
 	return nil
 }
@@ -72,13 +72,13 @@ func (in Intent) Validate() error {
 func Parse(subject string, data []byte) (Intent, error) {
 	var in Intent
 	if err := json.Unmarshal(data, &in); err != nil {
-		return in, reconcile.Permanent("bad JSON: %v", err)
+		return in, model.Permanent("bad JSON: %v", err)
 	}
 	if err := in.Validate(); err != nil {
 		return in, err
 	}
 	if subject != "" && subject != in.Subject() {
-		return in, reconcile.Permanent("op %q does not match subject %q", in.Op, subject)
+		return in, model.Permanent("op %q does not match subject %q", in.Op, subject)
 	}
 	return in, nil
 }

@@ -5,17 +5,15 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
-
-var _ reconcile.FirehoseStore = (*Store)(nil)
 
 // SwapRkey implements reconcile.FirehoseStore: a live mood whose stored
 // record turned out to be gone adopts its newer record.
 func (s *Store) SwapRkey(ctx context.Context, id, from, to string) (bool, error) {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
-		return false, reconcile.Permanent("bad mood id %q", id)
+		return false, model.Permanent("bad mood id %q", id)
 	}
 	res, err := s.moods.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: oid}, {Key: "atproto.rkey", Value: from}, {Key: "deleted", Value: bson.D{{Key: "$ne", Value: true}}}},

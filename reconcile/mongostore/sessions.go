@@ -8,21 +8,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
 
-// Session is a cached PDS session of one DID. The tokens are secrets: the
-// type has no String method and is never logged.
-type Session struct {
-	DID          string    `bson:"_id"`
-	Host         string    `bson:"host"`
-	AccessToken  string    `bson:"accessJwt"`
-	RefreshToken string    `bson:"refreshJwt"`
-	UpdatedAt    time.Time `bson:"updatedAt"`
-}
-
 // LoadSession returns the cached session of did, or nil.
-func (s *Store) LoadSession(ctx context.Context, did string) (*Session, error) {
-	var sess Session
+func (s *Store) LoadSession(ctx context.Context, did string) (*pdsclient.Session, error) {
+	var sess pdsclient.Session
 	err := s.sessions.FindOne(ctx, bson.D{{Key: "_id", Value: did}}).Decode(&sess)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
@@ -34,7 +26,7 @@ func (s *Store) LoadSession(ctx context.Context, did string) (*Session, error) {
 }
 
 // SaveSession stores (or replaces) the session of its DID.
-func (s *Store) SaveSession(ctx context.Context, sess Session) error {
+func (s *Store) SaveSession(ctx context.Context, sess pdsclient.Session) error {
 	sess.UpdatedAt = time.Now().UTC()
 	_, err := s.sessions.ReplaceOne(ctx, bson.D{{Key: "_id", Value: sess.DID}}, sess, options.Replace().SetUpsert(true))
 	return err

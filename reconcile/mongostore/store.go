@@ -13,7 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // Collection names. The first two belong to the app.
@@ -33,8 +33,6 @@ type Store struct {
 	sessions *mongo.Collection
 	cursors  *mongo.Collection
 }
-
-var _ reconcile.Store = (*Store)(nil)
 
 // Connect dials uri and returns a store over database db. It does not wait
 // for the server: the first operation does, and Ping checks.
@@ -103,8 +101,8 @@ type MoodDoc struct {
 }
 
 // ToMood converts the document to the engine's view.
-func (d *MoodDoc) ToMood() *reconcile.Mood {
-	m := &reconcile.Mood{ID: d.ID.Hex(), User: d.User, Text: d.Mood, When: d.When, Deleted: d.Deleted}
+func (d *MoodDoc) ToMood() *model.Mood {
+	m := &model.Mood{ID: d.ID.Hex(), User: d.User, Text: d.Mood, When: d.When, Deleted: d.Deleted}
 	if d.Atproto != nil {
 		m.Rkey = d.Atproto.Rkey
 	}
@@ -126,14 +124,14 @@ func objectIDs(ids []string) ([]bson.ObjectID, error) {
 	for _, id := range ids {
 		oid, err := bson.ObjectIDFromHex(id)
 		if err != nil {
-			return nil, reconcile.Permanent("bad mood id %q", id)
+			return nil, model.Permanent("bad mood id %q", id)
 		}
 		out = append(out, oid)
 	}
 	return out, nil
 }
 
-func (s *Store) findMoods(ctx context.Context, filter any) ([]*reconcile.Mood, error) {
+func (s *Store) findMoods(ctx context.Context, filter any) ([]*model.Mood, error) {
 	cur, err := s.moods.Find(ctx, filter)
 	if err != nil {
 		return nil, err
@@ -142,7 +140,7 @@ func (s *Store) findMoods(ctx context.Context, filter any) ([]*reconcile.Mood, e
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, err
 	}
-	out := make([]*reconcile.Mood, len(docs))
+	out := make([]*model.Mood, len(docs))
 	for i := range docs {
 		out[i] = docs[i].ToMood()
 	}
@@ -150,7 +148,7 @@ func (s *Store) findMoods(ctx context.Context, filter any) ([]*reconcile.Mood, e
 }
 
 // Moods implements reconcile.Store.
-func (s *Store) Moods(ctx context.Context, ids []string) (map[string]*reconcile.Mood, error) {
+func (s *Store) Moods(ctx context.Context, ids []string) (map[string]*model.Mood, error) {
 	oids, err := objectIDs(ids)
 	if err != nil {
 		return nil, err
@@ -159,7 +157,7 @@ func (s *Store) Moods(ctx context.Context, ids []string) (map[string]*reconcile.
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]*reconcile.Mood, len(moods))
+	out := make(map[string]*model.Mood, len(moods))
 	for _, m := range moods {
 		out[m.ID] = m
 	}
@@ -167,12 +165,12 @@ func (s *Store) Moods(ctx context.Context, ids []string) (map[string]*reconcile.
 }
 
 // UserMoods implements reconcile.Store.
-func (s *Store) UserMoods(ctx context.Context, user string) ([]*reconcile.Mood, error) {
+func (s *Store) UserMoods(ctx context.Context, user string) ([]*model.Mood, error) {
 	return s.findMoods(ctx, bson.D{{Key: "user", Value: user}})
 }
 
 // MoodByRkey returns the user's mood whose atproto.rkey is rkey, or nil.
-func (s *Store) MoodByRkey(ctx context.Context, user, rkey string) (*reconcile.Mood, error) {
+func (s *Store) MoodByRkey(ctx context.Context, user, rkey string) (*model.Mood, error) {
 	var d MoodDoc
 	err := s.moods.FindOne(ctx, bson.D{{Key: "user", Value: user}, {Key: "atproto.rkey", Value: rkey}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -197,25 +195,25 @@ func (s *Store) userDoc(ctx context.Context, filter any) (*UserDoc, error) {
 }
 
 // Account implements reconcile.Store.
-func (s *Store) Account(ctx context.Context, user string) (*reconcile.Account, error) {
+func (s *Store) Account(ctx context.Context, user string) (*model.Account, error) {
 	u, err := s.userDoc(ctx, bson.D{{Key: "_id", Value: user}})
 	if err != nil || u == nil || u.Atproto == nil || u.Atproto.DID == "" {
 		return nil, err
 	}
-	return &reconcile.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle}, nil
+	return &model.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle}, nil
 }
 
 // AccountByDID returns the account whose users row carries did, or nil.
-func (s *Store) AccountByDID(ctx context.Context, did string) (*reconcile.Account, error) {
+func (s *Store) AccountByDID(ctx context.Context, did string) (*model.Account, error) {
 	u, err := s.userDoc(ctx, bson.D{{Key: "atproto.did", Value: did}})
 	if err != nil || u == nil || u.Atproto == nil {
 		return nil, err
 	}
-	return &reconcile.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle}, nil
+	return &model.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle}, nil
 }
 
 // Accounts returns every user with an ATProto account.
-func (s *Store) Accounts(ctx context.Context) ([]reconcile.Account, error) {
+func (s *Store) Accounts(ctx context.Context) ([]model.Account, error) {
 	cur, err := s.users.Find(ctx, bson.D{{Key: "atproto.did", Value: bson.D{{Key: "$exists", Value: true}}}})
 	if err != nil {
 		return nil, err
@@ -224,10 +222,10 @@ func (s *Store) Accounts(ctx context.Context) ([]reconcile.Account, error) {
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, err
 	}
-	out := make([]reconcile.Account, 0, len(docs))
+	out := make([]model.Account, 0, len(docs))
 	for _, u := range docs {
 		if u.Atproto != nil && u.Atproto.DID != "" {
-			out = append(out, reconcile.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle})
+			out = append(out, model.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle})
 		}
 	}
 	return out, nil
@@ -251,7 +249,7 @@ var rkeyUnset = bson.D{{Key: "atproto.rkey", Value: bson.D{{Key: "$in", Value: b
 func (s *Store) SetRkey(ctx context.Context, id, rkey string) (bool, error) {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
-		return false, reconcile.Permanent("bad mood id %q", id)
+		return false, model.Permanent("bad mood id %q", id)
 	}
 	filter := bson.D{{Key: "_id", Value: oid}, {Key: "deleted", Value: bson.D{{Key: "$ne", Value: true}}}}
 	filter = append(filter, rkeyUnset...)
@@ -266,7 +264,7 @@ func (s *Store) SetRkey(ctx context.Context, id, rkey string) (bool, error) {
 func (s *Store) ClearRkey(ctx context.Context, id, rkey string) (bool, error) {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
-		return false, reconcile.Permanent("bad mood id %q", id)
+		return false, model.Permanent("bad mood id %q", id)
 	}
 	res, err := s.moods.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: oid}, {Key: "atproto.rkey", Value: rkey}},
@@ -282,7 +280,7 @@ func (s *Store) ClearRkey(ctx context.Context, id, rkey string) (bool, error) {
 func (s *Store) SoftDeleteByRkey(ctx context.Context, id, rkey string) (bool, error) {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
-		return false, reconcile.Permanent("bad mood id %q", id)
+		return false, model.Permanent("bad mood id %q", id)
 	}
 	res, err := s.moods.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: oid}, {Key: "atproto.rkey", Value: rkey}},

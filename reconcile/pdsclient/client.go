@@ -19,16 +19,26 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atclient"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/whistlegraph/moodsync/reconcile"
-	"github.com/whistlegraph/moodsync/reconcile/mongostore"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
-// SessionStore keeps sessions and hands out the password for a first login.
+// SessionStore keeps sessions and hands out the password for a first login
+// (mongostore.Store keeps them in moodsync_sessions).
 type SessionStore interface {
 	Password(ctx context.Context, did string) (string, error)
-	LoadSession(ctx context.Context, did string) (*mongostore.Session, error)
-	SaveSession(ctx context.Context, s mongostore.Session) error
+	LoadSession(ctx context.Context, did string) (*Session, error)
+	SaveSession(ctx context.Context, s Session) error
 	DeleteSession(ctx context.Context, did string) error
+}
+
+// Session is a cached PDS session of one DID. The tokens are secrets: the
+// type has no String method and is never logged.
+type Session struct {
+	DID          string    `bson:"_id"`
+	Host         string    `bson:"host"`
+	AccessToken  string    `bson:"accessJwt"`
+	RefreshToken string    `bson:"refreshJwt"`
+	UpdatedAt    time.Time `bson:"updatedAt"`
 }
 
 // Client implements reconcile.PDS against one PDS.
@@ -53,8 +63,6 @@ type userClient struct {
 	mu  sync.Mutex // serialises logins of this DID
 	api *atclient.APIClient
 }
-
-var _ reconcile.PDS = (*Client)(nil)
 
 // New returns a client for the PDS at host (scheme://host:port).
 func New(host string, sessions SessionStore, log *slog.Logger) *Client {
@@ -123,7 +131,7 @@ func (c *Client) session(ctx context.Context, did string, fresh bool) (*atclient
 		return nil, fmt.Errorf("look up credentials of %s: %w", did, err)
 	}
 	if password == "" {
-		return nil, reconcile.Permanent("no PDS session or password for %s", did)
+		return nil, model.Permanent("no PDS session or password for %s", did)
 	}
 	api, err := atclient.LoginWithPasswordHost(ctx, c.host, did, password, "", c.refreshed(did))
 	if err != nil {
@@ -131,7 +139,7 @@ func (c *Client) session(ctx context.Context, did string, fresh bool) (*atclient
 		if apiErrorStatus(err) == http.StatusUnauthorized {
 			// Wrong password or account gone: retrying cannot help until an
 			// operator fixes the users row. The error names no secret.
-			return nil, reconcile.Permanent("PDS login refused for %s: %v", did, err)
+			return nil, model.Permanent("PDS login refused for %s: %v", did, err)
 		}
 		return nil, fmt.Errorf("PDS login for %s: %w", did, err)
 	}
@@ -140,7 +148,7 @@ func (c *Client) session(ctx context.Context, did string, fresh bool) (*atclient
 	}
 	api.Client = c.http
 	access, refresh := api.Auth.(*atclient.PasswordAuth).GetTokens()
-	if err := c.sessions.SaveSession(ctx, mongostore.Session{DID: did, Host: c.host, AccessToken: access, RefreshToken: refresh}); err != nil {
+	if err := c.sessions.SaveSession(ctx, Session{DID: did, Host: c.host, AccessToken: access, RefreshToken: refresh}); err != nil {
 		c.log.Warn("could not cache PDS session", "did", did, "err", err)
 	}
 	c.log.Info("logged in to PDS", "did", did)
@@ -148,7 +156,7 @@ func (c *Client) session(ctx context.Context, did string, fresh bool) (*atclient
 	return api, nil
 }
 
-func (c *Client) resume(did string, s *mongostore.Session) *atclient.APIClient {
+func (c *Client) resume(did string, s *Session) *atclient.APIClient {
 	api := atclient.ResumePasswordSession(atclient.PasswordSessionData{
 		AccessToken:  s.AccessToken,
 		RefreshToken: s.RefreshToken,
@@ -166,7 +174,7 @@ func (c *Client) refreshed(did string) atclient.RefreshCallback {
 		if c.OnRefresh != nil {
 			c.OnRefresh(did)
 		}
-		err := c.sessions.SaveSession(context.WithoutCancel(ctx), mongostore.Session{
+		err := c.sessions.SaveSession(context.WithoutCancel(ctx), Session{
 			DID: did, Host: c.host, AccessToken: data.AccessToken, RefreshToken: data.RefreshToken,
 		})
 		if err != nil {
@@ -249,35 +257,35 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	if reconcile.IsTransport(err) || reconcile.IsPermanent(err) {
+	if model.IsTransport(err) || model.IsPermanent(err) {
 		return err
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return &reconcile.TransportError{Err: err}
+		return &model.TransportError{Err: err}
 	}
 	var ae *atclient.APIError
 	if errors.As(err, &ae) {
 		switch {
 		case ae.StatusCode == http.StatusTooManyRequests, ae.StatusCode == http.StatusBadGateway,
 			ae.StatusCode == http.StatusServiceUnavailable, ae.StatusCode == http.StatusGatewayTimeout:
-			return &reconcile.TransportError{Err: err}
+			return &model.TransportError{Err: err}
 		case permanentNames[ae.Name]:
-			return reconcile.Permanent("PDS refused: %s", ae.Error())
+			return model.Permanent("PDS refused: %s", ae.Error())
 		}
 		return err
 	}
 	// Anything that is not an XRPC answer is a failure to talk at all:
 	// refused, reset, timed out, DNS.
-	return &reconcile.TransportError{Err: err}
+	return &model.TransportError{Err: err}
 }
 
 // decodeRecord decodes a JSON record value, saying why when it cannot.
-func decodeRecord(raw json.RawMessage) (reconcile.RecordValue, string) {
-	var v reconcile.RecordValue
+func decodeRecord(raw json.RawMessage) (model.RecordValue, string) {
+	var v model.RecordValue
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return reconcile.RecordValue{}, "record fields have the wrong types"
+		return model.RecordValue{}, "record fields have the wrong types"
 	}
-	return v, reconcile.ValidateRecord(&v)
+	return v, model.ValidateRecord(&v)
 }
 
 func rkeyOf(uri string) string {

@@ -14,20 +14,19 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/ipfs/go-cid"
 
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
+	"github.com/whistlegraph/moodsync/reconcile/recordcbor"
 )
 
-var _ reconcile.RepoExporter = (*Client)(nil)
-
 // moodPrefix is the start of every mood record's path in a repo.
-const moodPrefix = reconcile.Collection + "/"
+const moodPrefix = model.Collection + "/"
 
 // ExportRecords implements reconcile.RepoExporter: it exports the whole
 // repo in one call (com.atproto.sync.getRepo, public, so no session is
 // used), walks its MST and decodes every mood record. A record that cannot
 // be decoded is returned with Invalid set, never dropped, so a compare
 // counts it.
-func (c *Client) ExportRecords(ctx context.Context, did string) ([]reconcile.Record, error) {
+func (c *Client) ExportRecords(ctx context.Context, did string) ([]model.Record, error) {
 	car, err := c.getRepo(ctx, did)
 	if err != nil {
 		return nil, err
@@ -61,27 +60,27 @@ func (c *Client) getRepo(ctx context.Context, did string) ([]byte, error) {
 
 // RecordsFromCAR reads the mood records of a repo export. A malformed
 // export is an error, never a panic: one bad repo must not stop an audit.
-func RecordsFromCAR(ctx context.Context, car []byte) (recs []reconcile.Record, err error) {
+func RecordsFromCAR(ctx context.Context, car []byte) (recs []model.Record, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			recs, err = nil, reconcile.Permanent("repo export unreadable (parser panicked: %v)", p)
+			recs, err = nil, model.Permanent("repo export unreadable (parser panicked: %v)", p)
 		}
 	}()
 	_, r, err := repo.LoadRepoFromCAR(ctx, bytes.NewReader(car))
 	if err != nil {
-		return nil, reconcile.Permanent("repo export unreadable: %v", err)
+		return nil, model.Permanent("repo export unreadable: %v", err)
 	}
-	var out []reconcile.Record
+	var out []model.Record
 	err = r.MST.Walk(func(key []byte, val cid.Cid) error {
 		rkey, ok := strings.CutPrefix(string(key), moodPrefix)
 		if !ok {
 			return nil
 		}
-		rec := reconcile.Record{Rkey: rkey, CID: val.String()}
+		rec := model.Record{Rkey: rkey, CID: val.String()}
 		blk, err := r.RecordStore.Get(ctx, val)
 		if err != nil {
 			rec.Invalid = "record block missing from the repo export"
-		} else if v, why := reconcile.DecodeRecordCBOR(blk.RawData()); v != nil {
+		} else if v, why := recordcbor.Decode(blk.RawData()); v != nil {
 			rec.Value = *v
 		} else {
 			rec.Invalid = why

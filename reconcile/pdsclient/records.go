@@ -8,14 +8,14 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atclient"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 type writeOp struct {
-	Type       string                 `json:"$type"`
-	Collection string                 `json:"collection"`
-	Rkey       string                 `json:"rkey"`
-	Value      *reconcile.RecordValue `json:"value,omitempty"`
+	Type       string             `json:"$type"`
+	Collection string             `json:"collection"`
+	Rkey       string             `json:"rkey"`
+	Value      *model.RecordValue `json:"value,omitempty"`
 }
 
 type applyWritesInput struct {
@@ -33,15 +33,15 @@ func (c *Client) timed(method string, fn func() error) error {
 }
 
 // ApplyWrites implements reconcile.PDS.
-func (c *Client) ApplyWrites(ctx context.Context, did string, writes []reconcile.Write) error {
+func (c *Client) ApplyWrites(ctx context.Context, did string, writes []model.Write) error {
 	in := applyWritesInput{Repo: did, Writes: make([]writeOp, len(writes))}
 	for i, w := range writes {
 		if w.Delete {
-			in.Writes[i] = writeOp{Type: "com.atproto.repo.applyWrites#delete", Collection: reconcile.Collection, Rkey: w.Rkey}
+			in.Writes[i] = writeOp{Type: "com.atproto.repo.applyWrites#delete", Collection: model.Collection, Rkey: w.Rkey}
 			continue
 		}
 		v := w.Value
-		in.Writes[i] = writeOp{Type: "com.atproto.repo.applyWrites#create", Collection: reconcile.Collection, Rkey: w.Rkey, Value: &v}
+		in.Writes[i] = writeOp{Type: "com.atproto.repo.applyWrites#create", Collection: model.Collection, Rkey: w.Rkey, Value: &v}
 	}
 	return c.withSession(ctx, did, func(api *atclient.APIClient) error {
 		return c.timed("applyWrites", func() error {
@@ -51,8 +51,8 @@ func (c *Client) ApplyWrites(ctx context.Context, did string, writes []reconcile
 }
 
 // CreateRecord implements reconcile.PDS.
-func (c *Client) CreateRecord(ctx context.Context, did, rkey string, v reconcile.RecordValue) error {
-	in := map[string]any{"repo": did, "collection": reconcile.Collection, "rkey": rkey, "record": v}
+func (c *Client) CreateRecord(ctx context.Context, did, rkey string, v model.RecordValue) error {
+	in := map[string]any{"repo": did, "collection": model.Collection, "rkey": rkey, "record": v}
 	return c.withSession(ctx, did, func(api *atclient.APIClient) error {
 		return c.timed("createRecord", func() error {
 			return api.Post(ctx, syntax.NSID("com.atproto.repo.createRecord"), in, nil)
@@ -62,7 +62,7 @@ func (c *Client) CreateRecord(ctx context.Context, did, rkey string, v reconcile
 
 // DeleteRecord implements reconcile.PDS.
 func (c *Client) DeleteRecord(ctx context.Context, did, rkey string) error {
-	in := map[string]any{"repo": did, "collection": reconcile.Collection, "rkey": rkey}
+	in := map[string]any{"repo": did, "collection": model.Collection, "rkey": rkey}
 	return c.withSession(ctx, did, func(api *atclient.APIClient) error {
 		return c.timed("deleteRecord", func() error {
 			return api.Post(ctx, syntax.NSID("com.atproto.repo.deleteRecord"), in, nil)
@@ -76,16 +76,16 @@ type recordOut struct {
 	Value json.RawMessage `json:"value"`
 }
 
-func toRecord(r recordOut) reconcile.Record {
+func toRecord(r recordOut) model.Record {
 	v, invalid := decodeRecord(r.Value)
-	return reconcile.Record{Rkey: rkeyOf(r.URI), CID: r.CID, Value: v, Invalid: invalid}
+	return model.Record{Rkey: rkeyOf(r.URI), CID: r.CID, Value: v, Invalid: invalid}
 }
 
 // GetRecord implements reconcile.PDS. Reads are public: no session is used.
-func (c *Client) GetRecord(ctx context.Context, did, rkey string) (*reconcile.Record, error) {
+func (c *Client) GetRecord(ctx context.Context, did, rkey string) (*model.Record, error) {
 	var out recordOut
 	err := c.Public().Get(ctx, syntax.NSID("com.atproto.repo.getRecord"),
-		map[string]any{"repo": did, "collection": reconcile.Collection, "rkey": rkey}, &out)
+		map[string]any{"repo": did, "collection": model.Collection, "rkey": rkey}, &out)
 	if err != nil {
 		if apiErrorName(err) == "RecordNotFound" {
 			return nil, nil
@@ -97,11 +97,11 @@ func (c *Client) GetRecord(ctx context.Context, did, rkey string) (*reconcile.Re
 }
 
 // ListRecords implements reconcile.PDS, paging listRecords (100 a page).
-func (c *Client) ListRecords(ctx context.Context, did string) ([]reconcile.Record, error) {
-	var all []reconcile.Record
+func (c *Client) ListRecords(ctx context.Context, did string) ([]model.Record, error) {
+	var all []model.Record
 	cursor := ""
 	for {
-		params := map[string]any{"repo": did, "collection": reconcile.Collection, "limit": 100}
+		params := map[string]any{"repo": did, "collection": model.Collection, "limit": 100}
 		if cursor != "" {
 			params["cursor"] = cursor
 		}

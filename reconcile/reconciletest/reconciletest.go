@@ -9,14 +9,15 @@ import (
 	"sync"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // Store is an in-memory reconcile.FirehoseStore that also keeps accounts
 // and firehose cursors, as mongostore.Store does.
 type Store struct {
 	mu       sync.Mutex
-	moods    map[string]*reconcile.Mood
-	accounts map[string]reconcile.Account // by user
+	moods    map[string]*model.Mood
+	accounts map[string]model.Account // by user
 	cursors  map[string]int64
 }
 
@@ -25,21 +26,21 @@ var _ reconcile.FirehoseStore = (*Store)(nil)
 // NewStore returns an empty store.
 func NewStore() *Store {
 	return &Store{
-		moods:    map[string]*reconcile.Mood{},
-		accounts: map[string]reconcile.Account{},
+		moods:    map[string]*model.Mood{},
+		accounts: map[string]model.Account{},
 		cursors:  map[string]int64{},
 	}
 }
 
 // PutMood inserts or replaces a mood.
-func (s *Store) PutMood(m reconcile.Mood) {
+func (s *Store) PutMood(m model.Mood) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.moods[m.ID] = &m
 }
 
 // Mood returns a copy of a mood, nil when there is none.
-func (s *Store) Mood(id string) *reconcile.Mood {
+func (s *Store) Mood(id string) *model.Mood {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m := s.moods[id]; m != nil {
@@ -50,17 +51,17 @@ func (s *Store) Mood(id string) *reconcile.Mood {
 }
 
 // PutAccount inserts or replaces a user's account.
-func (s *Store) PutAccount(a reconcile.Account) {
+func (s *Store) PutAccount(a model.Account) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.accounts[a.User] = a
 }
 
 // Moods implements reconcile.Store.
-func (s *Store) Moods(_ context.Context, ids []string) (map[string]*reconcile.Mood, error) {
+func (s *Store) Moods(_ context.Context, ids []string) (map[string]*model.Mood, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]*reconcile.Mood, len(ids))
+	out := make(map[string]*model.Mood, len(ids))
 	for _, id := range ids {
 		if m := s.moods[id]; m != nil {
 			c := *m
@@ -71,17 +72,17 @@ func (s *Store) Moods(_ context.Context, ids []string) (map[string]*reconcile.Mo
 }
 
 // UserMoods implements reconcile.Store.
-func (s *Store) UserMoods(_ context.Context, user string) ([]*reconcile.Mood, error) {
+func (s *Store) UserMoods(_ context.Context, user string) ([]*model.Mood, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*reconcile.Mood
+	var out []*model.Mood
 	for _, m := range s.moods {
 		if m.User == user {
 			c := *m
 			out = append(out, &c)
 		}
 	}
-	slices.SortFunc(out, func(a, b *reconcile.Mood) int {
+	slices.SortFunc(out, func(a, b *model.Mood) int {
 		if a.ID < b.ID {
 			return -1
 		}
@@ -91,7 +92,7 @@ func (s *Store) UserMoods(_ context.Context, user string) ([]*reconcile.Mood, er
 }
 
 // Account implements reconcile.Store.
-func (s *Store) Account(_ context.Context, user string) (*reconcile.Account, error) {
+func (s *Store) Account(_ context.Context, user string) (*model.Account, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a, ok := s.accounts[user]; ok {
@@ -101,7 +102,7 @@ func (s *Store) Account(_ context.Context, user string) (*reconcile.Account, err
 }
 
 // AccountByDID returns the account holding did, or nil.
-func (s *Store) AccountByDID(_ context.Context, did string) (*reconcile.Account, error) {
+func (s *Store) AccountByDID(_ context.Context, did string) (*model.Account, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range s.accounts {
@@ -113,10 +114,10 @@ func (s *Store) AccountByDID(_ context.Context, did string) (*reconcile.Account,
 }
 
 // Accounts returns every account.
-func (s *Store) Accounts(context.Context) ([]reconcile.Account, error) {
+func (s *Store) Accounts(context.Context) ([]model.Account, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]reconcile.Account, 0, len(s.accounts))
+	out := make([]model.Account, 0, len(s.accounts))
 	for _, a := range s.accounts {
 		out = append(out, a)
 	}
@@ -162,7 +163,7 @@ func (s *Store) DeleteUserMoods(_ context.Context, user string) (int64, error) {
 }
 
 // MoodByRkey implements reconcile.FirehoseStore.
-func (s *Store) MoodByRkey(_ context.Context, user, rkey string) (*reconcile.Mood, error) {
+func (s *Store) MoodByRkey(_ context.Context, user, rkey string) (*model.Mood, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range s.moods {
@@ -239,21 +240,21 @@ func (s *Store) DeleteCursor(_ context.Context, stream string) error {
 // PDS is an in-memory reconcile.PDS: repos of records by DID.
 type PDS struct {
 	mu      sync.Mutex
-	repos   map[string]map[string]reconcile.Record
+	repos   map[string]map[string]model.Record
 	Deleted []string // rkeys deleted through DeleteRecord, in order
 }
 
 var _ reconcile.PDS = (*PDS)(nil)
 
 // NewPDS returns a PDS with no records.
-func NewPDS() *PDS { return &PDS{repos: map[string]map[string]reconcile.Record{}} }
+func NewPDS() *PDS { return &PDS{repos: map[string]map[string]model.Record{}} }
 
 // Put stores a record as its user would write it.
-func (p *PDS) Put(did string, r reconcile.Record) {
+func (p *PDS) Put(did string, r model.Record) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.repos[did] == nil {
-		p.repos[did] = map[string]reconcile.Record{}
+		p.repos[did] = map[string]model.Record{}
 	}
 	p.repos[did][r.Rkey] = r
 }
@@ -274,7 +275,7 @@ func (p *PDS) Has(did, rkey string) bool {
 }
 
 // ApplyWrites implements reconcile.PDS.
-func (p *PDS) ApplyWrites(ctx context.Context, did string, writes []reconcile.Write) error {
+func (p *PDS) ApplyWrites(ctx context.Context, did string, writes []model.Write) error {
 	for _, w := range writes {
 		var err error
 		if w.Delete {
@@ -290,16 +291,16 @@ func (p *PDS) ApplyWrites(ctx context.Context, did string, writes []reconcile.Wr
 }
 
 // CreateRecord implements reconcile.PDS.
-func (p *PDS) CreateRecord(_ context.Context, did, rkey string, v reconcile.RecordValue) error {
+func (p *PDS) CreateRecord(_ context.Context, did, rkey string, v model.RecordValue) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, taken := p.repos[did][rkey]; taken {
-		return reconcile.Permanent("rkey %s taken", rkey)
+		return model.Permanent("rkey %s taken", rkey)
 	}
 	if p.repos[did] == nil {
-		p.repos[did] = map[string]reconcile.Record{}
+		p.repos[did] = map[string]model.Record{}
 	}
-	p.repos[did][rkey] = reconcile.Record{Rkey: rkey, Value: v}
+	p.repos[did][rkey] = model.Record{Rkey: rkey, Value: v}
 	return nil
 }
 
@@ -313,7 +314,7 @@ func (p *PDS) DeleteRecord(_ context.Context, did, rkey string) error {
 }
 
 // GetRecord implements reconcile.PDS.
-func (p *PDS) GetRecord(_ context.Context, did, rkey string) (*reconcile.Record, error) {
+func (p *PDS) GetRecord(_ context.Context, did, rkey string) (*model.Record, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if r, ok := p.repos[did][rkey]; ok {
@@ -323,10 +324,10 @@ func (p *PDS) GetRecord(_ context.Context, did, rkey string) (*reconcile.Record,
 }
 
 // ListRecords implements reconcile.PDS.
-func (p *PDS) ListRecords(_ context.Context, did string) ([]reconcile.Record, error) {
+func (p *PDS) ListRecords(_ context.Context, did string) ([]model.Record, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]reconcile.Record, 0, len(p.repos[did]))
+	out := make([]model.Record, 0, len(p.repos[did]))
 	for _, r := range p.repos[did] {
 		out = append(out, r)
 	}

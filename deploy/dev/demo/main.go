@@ -23,7 +23,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/publisher/intent"
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 )
 
@@ -211,7 +211,7 @@ func run() error {
 		return err
 	}
 	if err := api.Post(ctx, "com.atproto.repo.deleteRecord", map[string]any{
-		"repo": grace.acct.DID, "collection": reconcile.Collection, "rkey": vm[victim].Rkey,
+		"repo": grace.acct.DID, "collection": model.Collection, "rkey": vm[victim].Rkey,
 	}, nil); err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func run() error {
 		}
 		fmt.Printf("    %s (%d records)\n", u.acct.Handle, len(recs))
 		for _, r := range recs {
-			fmt.Printf("      %s\n        mood=%q when=%s ref=%s\n", reconcile.URI(u.acct.DID, r.Rkey), r.Value.Mood, r.Value.When, r.Value.MoodID())
+			fmt.Printf("      %s\n        mood=%q when=%s ref=%s\n", model.URI(u.acct.DID, r.Rkey), r.Value.Mood, r.Value.When, r.Value.MoodID())
 		}
 	}
 

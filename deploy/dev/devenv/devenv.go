@@ -26,7 +26,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/whistlegraph/moodsync/deploy/embedded"
-	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
@@ -164,7 +164,7 @@ func (p *PDS) Login(ctx context.Context, a *Account) (*atclient.APIClient, error
 }
 
 // Records lists the mood records of a repo (a public read, no session).
-func (p *PDS) Records(ctx context.Context, did string) ([]reconcile.Record, error) {
+func (p *PDS) Records(ctx context.Context, did string) ([]model.Record, error) {
 	return pdsclient.New(p.URL, nil, nil).ListRecords(ctx, did)
 }
 

@@ -1,4 +1,4 @@
-package reconcile
+package model
 
 import (
 	"encoding/hex"
@@ -14,13 +14,13 @@ const tidClockIDs = 1024
 // key of a mood is already taken by another mood's record.
 const MaxRkeyProbes = 16
 
-// MoodRkey is the deterministic record key of a mood: a TID whose timestamp
+// Rkey is the deterministic record key of a mood: a TID whose timestamp
 // is the mood's `when` and whose clock id comes from its ObjectID. A retry
 // after a crash therefore computes the same key and finds its own record
 // instead of writing a second one. attempt > 0 moves to the next clock id,
 // for the rare case where another mood of the same user has the same
 // millisecond and the same hashed clock id.
-func MoodRkey(m *Mood, attempt int) string {
+func Rkey(m *Mood, attempt int) string {
 	clock := (moodClockID(m.ID) + uint(attempt)) % tidClockIDs
 	micros := m.When.UnixMicro()
 	if micros < 0 {

@@ -1,27 +1,23 @@
-// Package reconcile is moodsync's one decision engine. Every component —
-// the intent publisher, the firehose consumer and the operator commands —
-// asks it what to do and lets it act; none of them decides on its own.
+// Package model is the mood model every part of moodsync shares: the Mongo
+// document, the record on the PDS, its validation and deterministic key, the
+// ids, and the error classes that decide between retry and dead letter.
 //
-// Decisions are pure functions of (event or intent, Mongo state, repo owner)
-// so they can be table-tested; the Engine applies them through two small
-// interfaces, Store (MongoDB) and PDS (XRPC), using compare-and-set writes
-// so concurrent actors converge instead of undoing each other.
-package reconcile
+// It is a leaf: it imports nothing of moodsync and, of indigo, only the
+// dependency-free syntax package, so a Go program that only publishes
+// intents (publisher/intent) links neither the engine nor indigo's codecs.
+package model
 
 import (
-	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 )
 
 // Collection is the NSID of mood records.
 const Collection = "computer.aesthetic.mood"
 
-// MaxMoodLen is the lexicon's maxLength for the mood text.
-const MaxMoodLen = 5000
-
-// MaxBatch is the most writes the PDS accepts in one applyWrites call.
-const MaxBatch = 200
+// MaxLen is the lexicon's maxLength for the mood text.
+const MaxLen = 5000
 
 // Mood is one document of the app's `moods` collection.
 type Mood struct {
@@ -59,6 +55,14 @@ func (v RecordValue) MoodID() string {
 	return v.MongoID
 }
 
+// Write is one op of an applyWrites batch: a create at Rkey with Value, or
+// a delete of Rkey.
+type Write struct {
+	Delete bool
+	Rkey   string
+	Value  RecordValue // for creates
+}
+
 // Record is a mood record as read from a repo.
 type Record struct {
 	Rkey  string
@@ -84,13 +88,29 @@ func NewRecordValue(m *Mood) RecordValue {
 	}
 }
 
-// ValidMoodID reports whether s is a 24-hex-digit ObjectID.
-func ValidMoodID(s string) bool {
+// ValidID reports whether s is a 24-hex-digit ObjectID in the canonical
+// lower case. Callers normalise first (NormalizeID).
+func ValidID(s string) bool {
 	if len(s) != 24 {
 		return false
 	}
-	_, err := hex.DecodeString(s)
-	return err == nil
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// NormalizeID is the canonical form of an ObjectID as text: lower case, as
+// Mongo's ObjectID.Hex() writes it. Every entrance (intent, record ref, CLI
+// flag) normalises, so an upper-case id means the same mood.
+func NormalizeID(s string) string {
+	if len(s) != 24 {
+		return s
+	}
+	return strings.ToLower(s)
 }
 
 // URI is the at:// URI of a mood record.

@@ -1,11 +1,15 @@
-package reconcile
+package recordcbor
 
 import (
 	"bytes"
 	"testing"
 
 	"github.com/bluesky-social/indigo/atproto/atdata"
+
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
+
+const moodHex = "507f1f77bcf86cd799439011"
 
 func cborOf(t testing.TB, m map[string]any) []byte {
 	raw, err := atdata.MarshalCBOR(m)
@@ -15,11 +19,11 @@ func cborOf(t testing.TB, m map[string]any) []byte {
 	return raw
 }
 
-// TestDecodeRecordCBOR: both lexicon revisions decode, anything else is
+// TestDecode: both lexicon revisions decode, anything else is
 // invalid with a reason.
-func TestDecodeRecordCBOR(t *testing.T) {
+func TestDecode(t *testing.T) {
 	base := func() map[string]any {
-		return map[string]any{"$type": Collection, "mood": "sunny", "when": "2025-10-14T19:30:00.000Z", "ref": moodHex, "mongoId": moodHex}
+		return map[string]any{"$type": model.Collection, "mood": "sunny", "when": "2025-10-14T19:30:00.000Z", "ref": moodHex, "mongoId": moodHex}
 	}
 	legacy := base()
 	delete(legacy, "ref")
@@ -44,9 +48,9 @@ func TestDecodeRecordCBOR(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v, why := DecodeRecordCBOR(c.raw)
+			v, why := Decode(c.raw)
 			if (v != nil) != c.valid || (v == nil) != (why != "") {
-				t.Fatalf("DecodeRecordCBOR = %+v, %q; want valid=%v", v, why, c.valid)
+				t.Fatalf("Decode = %+v, %q; want valid=%v", v, why, c.valid)
 			}
 			if v != nil && v.MoodID() != moodHex {
 				t.Fatalf("MoodID %q", v.MoodID())
@@ -55,14 +59,14 @@ func TestDecodeRecordCBOR(t *testing.T) {
 	}
 }
 
-// FuzzDecodeRecordCBOR: whatever a user wrote, decoding never panics and
+// FuzzDecode: whatever a user wrote, decoding never panics and
 // a value is returned only when it passes the lexicon.
-func FuzzDecodeRecordCBOR(f *testing.F) {
-	f.Add(cborOf(f, map[string]any{"$type": Collection, "mood": "x", "when": "w", "ref": moodHex}))
+func FuzzDecode(f *testing.F) {
+	f.Add(cborOf(f, map[string]any{"$type": model.Collection, "mood": "x", "when": "w", "ref": moodHex}))
 	f.Add([]byte{0xa1})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		v, why := DecodeRecordCBOR(bytes.Clone(raw))
-		if v != nil && (why != "" || ValidateRecord(v) != "") {
+		v, why := Decode(bytes.Clone(raw))
+		if v != nil && (why != "" || model.ValidateRecord(v) != "") {
 			t.Fatalf("value %+v returned with reason %q", v, why)
 		}
 		if v == nil && why == "" {

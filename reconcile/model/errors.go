@@ -1,0 +1,86 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+)
+
+// PermanentError marks a failure that retrying cannot fix: the input itself
+// is wrong (someone else's mood, no PDS account, a malformed intent). Callers
+// dead-letter it instead of retrying. Every other error is transient.
+type PermanentError struct {
+	Reason string
+}
+
+func (e *PermanentError) Error() string { return e.Reason }
+
+// Permanent returns a PermanentError with a formatted reason. Reasons end up
+// in logs and dead-letter headers, so they must never carry secrets.
+func Permanent(format string, args ...any) error {
+	return &PermanentError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// IsPermanent reports whether err (or anything it wraps) is permanent. An
+// inactive account is: its intents are dead-lettered with the reason, not
+// retried until it comes back (reactivation queues a reconcile instead).
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	var i *InactiveError
+	return errors.As(err, &p) || errors.As(err, &i)
+}
+
+// Account statuses, as the firehose's #account event and getRepoStatus name
+// them. StatusActive is moodsync's own name for "active: true".
+const (
+	StatusActive      = "active"
+	StatusDeactivated = "deactivated"
+	StatusTakendown   = "takendown"
+	StatusSuspended   = "suspended"
+	StatusDeleted     = "deleted"
+	// StatusGone is a DID the directory no longer resolves (404/410).
+	StatusGone = "gone"
+)
+
+// InactiveError says the PDS refuses an account's repo because the account
+// is deactivated, taken down, suspended or deleted (or its DID is gone).
+// Nothing moodsync can do succeeds until that changes.
+type InactiveError struct {
+	DID    string
+	Status string // one of the Status constants; "inactive" when unknown
+}
+
+func (e *InactiveError) Error() string {
+	return fmt.Sprintf("account %s is %s", e.DID, e.Status)
+}
+
+// Inactive returns an InactiveError.
+func Inactive(did, status string) error {
+	if status == "" {
+		status = "inactive"
+	}
+	return &InactiveError{DID: did, Status: status}
+}
+
+// IsInactive reports whether err says the account is inactive, and how.
+func IsInactive(err error) (string, bool) {
+	var i *InactiveError
+	if errors.As(err, &i) {
+		return i.Status, true
+	}
+	return "", false
+}
+
+// TransportError wraps a failure to reach a server at all (refused,
+// reset, timed out) or a gateway/availability answer (502, 503, 504). Such
+// a failure says nothing about the request itself, so it is never a reason
+// to change strategy, only to retry later.
+type TransportError struct{ Err error }
+
+func (e *TransportError) Error() string { return e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// IsTransport reports whether err is a TransportError.
+func IsTransport(err error) bool {
+	var t *TransportError
+	return errors.As(err, &t)
+}
