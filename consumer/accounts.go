@@ -20,6 +20,9 @@ type accounts struct {
 	mu       sync.RWMutex
 	byDID    map[string]model.Account
 	loadedAt time.Time
+	// conflicts is how many DIDs the last load left out because more than
+	// one users row claims them.
+	conflicts int
 }
 
 func newAccounts(store Store, refresh time.Duration) *accounts {
@@ -49,9 +52,20 @@ func (a *accounts) load(ctx context.Context) ([]model.Account, error) {
 		return nil, err
 	}
 	fresh := make(map[string]model.Account, len(list))
+	claimed := map[string]int{}
 	for _, acct := range list {
 		if acct.DID != "" {
 			fresh[acct.DID] = acct
+			claimed[acct.DID]++
+		}
+	}
+	// One DID, one user: a DID two rows claim is attributed to neither
+	// until the rows are fixed (the engine refuses their writes too).
+	a.conflicts = 0
+	for did, n := range claimed {
+		if n > 1 {
+			delete(fresh, did)
+			a.conflicts++
 		}
 	}
 	a.mu.Lock()
@@ -75,6 +89,15 @@ func (a *accounts) lookup(ctx context.Context, did string) (acct *model.Account,
 	acct, err = a.store.AccountByDID(ctx, did)
 	if err != nil {
 		return nil, false, err
+	}
+	if acct != nil {
+		users, err := a.store.UsersOfDID(ctx, did)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(users) > 1 {
+			acct = nil // claimed twice: attributed to nobody
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -140,7 +140,7 @@ func BenchmarkFirehose(b *testing.B) {
 					store.PutMood(m)
 				}
 				store.SaveCursor(context.Background(), fh.URL, 0)
-				c, err := New(Config{FirehoseURL: fh.URL, Directory: d.dir, SkipVerify: !verify}, reconcile.NewEngine(store, pds, nil), store)
+				c, err := New(Config{FirehoseURL: fh.URL, Directory: d.dir, SkipVerify: !verify}, reconcile.NewEngine(store, pds, nil), store, discardQueue{}, &reconcile.Sweep{Users: store, Queue: discardQueue{}, State: store})
 				if err != nil {
 					b.Fatal(err)
 				}

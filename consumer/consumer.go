@@ -2,10 +2,13 @@
 // the app's PDS, or a relay) and hands every computer.aesthetic.mood op of
 // the app's users to the reconcile engine, which confirms or repairs Mongo.
 //
-// It keeps each repo's commit chain and reconciles a whole user when the
-// chain breaks, on #sync and on tooBig; it reconciles every user on a first
-// start and when the cursor is outdated, so no gap goes unrepaired. Its
-// cursor is stored in moodsync_cursors, never past an event not handled.
+// It keeps each repo's commit chain and queues a whole-user reconcile (a
+// reconcile intent) when the chain breaks, on #sync and on tooBig, and goes
+// on: it never reads a whole repo inline. On a first start and when the
+// cursor is outdated or in the server's future it queues every user, and
+// stores no cursor until JetStream has stored them all, so no gap goes
+// unrepaired. Its cursor is stored in moodsync_cursors, never past an event
+// not handled.
 package consumer
 
 import (
@@ -13,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +30,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/backoff"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
@@ -35,14 +38,20 @@ import (
 type Engine interface {
 	ApplyUpsert(ctx context.Context, acct model.Account, op reconcile.Upsert, opts ...reconcile.Option) (reconcile.Verdict, error)
 	ApplyDelete(ctx context.Context, acct model.Account, rkey string) (reconcile.Verdict, error)
-	AccountDeleted(ctx context.Context, acct model.Account) (int64, error)
-	ReconcileUser(ctx context.Context, user string, opts ...reconcile.Option) (reconcile.Tally, error)
+	AccountStatus(ctx context.Context, did, status string) (reactivated []string, err error)
+}
+
+// Sweeper queues a reconcile of every user (*reconcile.Sweep): unless one
+// that started at or after since has finished (zero since: always).
+type Sweeper interface {
+	Ensure(ctx context.Context, cause reconcile.Cause, since time.Time) (int, error)
 }
 
 // Store is the consumer's own Mongo state: the DID → user map and the
 // firehose cursor (*mongostore.Store).
 type Store interface {
 	AccountByDID(ctx context.Context, did string) (*model.Account, error)
+	UsersOfDID(ctx context.Context, did string) ([]string, error)
 	Accounts(ctx context.Context) ([]model.Account, error)
 	LoadCursor(ctx context.Context, stream string) (int64, bool, error)
 	SaveCursor(ctx context.Context, stream string, seq int64) error
@@ -108,6 +117,8 @@ type Consumer struct {
 	cfg      Config
 	engine   Engine
 	store    Store
+	queue    reconcile.Queue
+	sweep    Sweeper
 	log      *slog.Logger
 	dialURL  string // the firehose URL without query, credentials included
 	stream   string // cursor key and log name: dialURL without credentials
@@ -119,11 +130,16 @@ type Consumer struct {
 	handled  atomic.Int64 // seq of the last event handled
 	firstSeq atomic.Int64 // seq of the first event handled by this run
 	saved    atomic.Int64 // seq last stored
-	// fullPending is set while an all-users reconcile is owed: until it
-	// completes, the cursor is not stored, so a crash repeats it.
-	fullPending atomic.Bool
+	// owed and swept count the all-users sweeps asked for and finished: a
+	// sweep is owed while swept < owed, and then the cursor is not stored,
+	// so a crash repeats it. A sweep asked for while one runs is owed anew.
+	owed, swept atomic.Int64
+	owedCause   atomic.Value // reconcile.Cause of the last sweep asked for
+	owedSince   atomic.Int64 // when it was asked for (Unix ns); 0: force
 	fullKick    chan struct{}
 	connected   atomic.Bool
+	readyOnce   sync.Once
+	readyCh     chan struct{}
 
 	chains map[string]chainLink // by DID; only the handler goroutine uses it
 
@@ -134,8 +150,9 @@ type Consumer struct {
 	skipFinalSave bool
 }
 
-// New returns a consumer; Run starts it.
-func New(cfg Config, engine Engine, store Store) (*Consumer, error) {
+// New returns a consumer; Run starts it. Whole-user reconciles go to
+// queue, sweeps of every user to sweep.
+func New(cfg Config, engine Engine, store Store, queue reconcile.Queue, sweep Sweeper) (*Consumer, error) {
 	if cfg.FirehoseURL == "" {
 		return nil, errors.New("consumer: no firehose URL")
 	}
@@ -163,6 +180,9 @@ func New(cfg Config, engine Engine, store Store) (*Consumer, error) {
 		cfg:      cfg,
 		engine:   engine,
 		store:    store,
+		queue:    queue,
+		sweep:    sweep,
+		readyCh:  make(chan struct{}),
 		log:      cfg.Log.With("component", "consumer"),
 		dialURL:  u.String(),
 		stream:   u.Redacted(),
@@ -176,7 +196,7 @@ func New(cfg Config, engine Engine, store Store) (*Consumer, error) {
 			base := &identity.BaseDirectory{
 				PLCURL:                 strings.TrimRight(cfg.PLCURL, "/"),
 				SkipHandleVerification: true,
-				HTTPClient:             http.Client{Timeout: 10 * time.Second},
+				HTTPClient:             http.Client{Timeout: 10 * time.Second, Transport: goneIsNotFound{http.DefaultTransport}},
 				UserAgent:              "moodsync",
 			}
 			dir = identity.NewCacheDirectory(base, 100_000, 24*time.Hour, time.Minute, time.Minute)
@@ -198,9 +218,44 @@ func (c *Consumer) Stats() Stats {
 	return s
 }
 
-// Ready reports whether the consumer is connected and owes no all-users
-// reconcile (for /readyz).
-func (c *Consumer) Ready() bool { return c.connected.Load() && !c.fullPending.Load() }
+// Ready reports whether the consumer is connected and owes no sweep of
+// every user (for /readyz).
+func (c *Consumer) Ready() bool { return c.connected.Load() && !c.sweepOwed() }
+
+func (c *Consumer) sweepOwed() bool { return c.swept.Load() < c.owed.Load() }
+
+// WaitReady returns once the consumer was ready for the first time, or
+// when ctx ends (with its error).
+func (c *Consumer) WaitReady(ctx context.Context) error {
+	select {
+	case <-c.readyCh:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Consumer) noteReady() {
+	if c.Ready() {
+		c.readyOnce.Do(func() { close(c.readyCh) })
+	}
+}
+
+// oweSweep asks for a sweep of every user for cause; force makes it queue
+// everyone even if a sweep just did (its cause differs from theirs).
+func (c *Consumer) oweSweep(cause reconcile.Cause, force bool) {
+	since := time.Now().UnixNano()
+	if force {
+		since = 0
+	}
+	c.owedCause.Store(cause)
+	c.owedSince.Store(since)
+	c.owed.Add(1)
+	select {
+	case c.fullKick <- struct{}{}:
+	default:
+	}
+}
 
 // Run follows the firehose until ctx ends, reconnecting with backoff. It
 // stores the cursor at least every SaveEvery and once more on the way out.
@@ -224,14 +279,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.saved.Store(seq)
 		c.log.Info("resuming firehose", "stream", c.stream, "cursor", seq)
 	} else {
-		c.log.Info("first start on this firehose: reconciling every user", "stream", c.stream)
-		c.fullPending.Store(true)
-		c.kickFull()
+		c.log.Info("first start on this firehose: queueing a reconcile of every user", "stream", c.stream)
+		c.oweSweep(reconcile.CauseFirstStart, false)
 	}
 
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); c.fullReconciler(ctx) }()
+	go func() { defer wg.Done(); c.sweeper(ctx) }()
 	go func() { defer wg.Done(); c.saver(ctx) }()
 	c.follow(ctx)
 	wg.Wait()
@@ -245,7 +299,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // follow connects and reads until ctx ends.
 func (c *Consumer) follow(ctx context.Context) {
-	backoff := newBackoff(250*time.Millisecond, c.cfg.MaxBackoff)
+	retry := backoff.New(250*time.Millisecond, c.cfg.MaxBackoff)
 	for ctx.Err() == nil {
 		if c.resetCursor.Swap(false) {
 			c.forgetCursor(ctx)
@@ -258,31 +312,30 @@ func (c *Consumer) follow(ctx context.Context) {
 			return
 		}
 		if time.Since(start) > time.Minute || c.handled.Load() != before {
-			backoff.reset()
+			retry.Reset()
 		}
-		wait := backoff.next()
+		wait := retry.Next()
 		c.stats.reconnects.Add(1)
 		c.log.Warn("firehose connection ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			return
-		case <-time.After(wait):
 		}
 	}
 }
 
-// forgetCursor drops a cursor the server no longer knows: the stream is
-// followed live and every user reconciled, as on a first start.
+// forgetCursor drops a cursor the server no longer knows: the PDS was
+// restored from a backup and lost what was written since. The stream is
+// followed live and every user reconciled with that cause, so their
+// missing records are written again rather than taken as deleted.
 func (c *Consumer) forgetCursor(ctx context.Context) {
-	c.log.Warn("firehose says the cursor is in its future (server reset?): following live and reconciling every user")
+	c.log.Warn("firehose says the cursor is in its future (PDS restored from a backup?): following live and queueing a reconcile of every user")
 	if err := c.store.DeleteCursor(ctx, c.stream); err != nil {
 		c.log.Error("could not delete the stored cursor", "err", err)
 	}
 	c.handled.Store(0)
 	c.saved.Store(0)
 	c.chains = map[string]chainLink{}
-	c.fullPending.Store(true)
-	c.kickFull()
+	c.oweSweep(reconcile.CauseFutureCursor, true)
 }
 
 func (c *Consumer) connectOnce(ctx context.Context) error {
@@ -300,6 +353,7 @@ func (c *Consumer) connectOnce(ctx context.Context) error {
 	}
 	con.SetReadLimit(MaxFrameBytes)
 	c.connected.Store(true)
+	c.noteReady()
 	c.log.Info("following firehose", "stream", c.stream, "cursor", c.handled.Load())
 	sched := sequential.NewScheduler("moodsync", c.handle)
 	return events.HandleRepoStream(ctx, con, sched, c.log)
@@ -323,7 +377,7 @@ func (c *Consumer) saver(ctx context.Context) {
 // still owed (then a restart must start over, not resume past the gap).
 func (c *Consumer) saveCursor(ctx context.Context) {
 	seq := c.handled.Load()
-	if seq <= c.saved.Load() || c.fullPending.Load() {
+	if seq <= c.saved.Load() || c.sweepOwed() {
 		return
 	}
 	if err := c.store.SaveCursor(ctx, c.stream, seq); err != nil {
@@ -335,57 +389,57 @@ func (c *Consumer) saveCursor(ctx context.Context) {
 	c.saved.Store(seq)
 }
 
-func (c *Consumer) kickFull() {
-	select {
-	case c.fullKick <- struct{}{}:
-	default:
-	}
-}
-
-// fullReconciler reconciles every user when kicked. It runs beside the
-// stream rather than before it: events handled meanwhile and the reconcile
-// are both idempotent and serialised per user by the engine, and the
-// stream is not left to back up on the server while thousands of repos are
-// listed.
-func (c *Consumer) fullReconciler(ctx context.Context) {
+// sweeper queues a reconcile of every user whenever one is owed, until
+// every sweep asked for has been queued in full (JetStream stored every
+// intent). It runs beside the stream: the firehose never waits for it.
+func (c *Consumer) sweeper(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.fullKick:
 		}
-		if err := c.retry(ctx, "reload users", func() error { _, err := c.accounts.load(ctx); return err }); err != nil {
-			return
-		}
-		all := c.accounts.all()
-		c.log.Info("reconciling every user", "users", len(all))
-		c.stats.fullReconciles.Add(1)
-		for _, acct := range all {
-			if err := c.reconcileUser(ctx, acct, "full reconcile"); err != nil {
-				return
+		for c.sweepOwed() {
+			owed := c.owed.Load()
+			cause, _ := c.owedCause.Load().(reconcile.Cause)
+			var since time.Time
+			if ns := c.owedSince.Load(); ns != 0 {
+				since = time.Unix(0, ns)
 			}
+			var n int
+			err := c.retry(ctx, "queue a reconcile of every user", func() error {
+				var err error
+				n, err = c.sweep.Ensure(ctx, cause, since)
+				return err
+			})
+			if err != nil {
+				return // ctx ended
+			}
+			c.stats.fullReconciles.Add(1)
+			c.log.Info("every user queued for a reconcile", "cause", string(cause), "users", n)
+			// Only what was owed when this sweep began is paid: a sweep
+			// asked for meanwhile runs again.
+			c.swept.Store(owed)
 		}
-		c.fullPending.Store(false)
-		c.log.Info("every user reconciled", "users", len(all))
+		c.noteReady()
 	}
 }
 
-// reconcileUser runs the engine's whole-user reconcile, retrying transient
-// failures. It returns an error only when ctx ends.
+// reconcileUser queues a whole-user reconcile of acct (a reconcile intent
+// with the cause) and goes on; it retries until JetStream stored it. It
+// returns an error only when ctx ends.
 func (c *Consumer) reconcileUser(ctx context.Context, acct model.Account, why string) error {
 	c.stats.userReconciles.Add(1)
-	c.log.Info("reconciling user", "user", acct.User, "did", acct.DID, "why", why)
-	return c.retry(ctx, "reconcile "+acct.User, func() error {
-		tally, err := c.engine.ReconcileUser(ctx, acct.User, c.opts...)
-		c.stats.tally(tally)
-		return err
+	c.log.Info("queueing a reconcile of the user", "user", acct.User, "did", acct.DID, "why", why)
+	return c.retry(ctx, "queue a reconcile of "+acct.User, func() error {
+		return c.queue.Enqueue(ctx, acct.User, reconcile.CauseGap)
 	})
 }
 
 // retry runs fn until it succeeds, fails permanently (logged, counted and
 // given up: the input can never be applied) or ctx ends (returned).
 func (c *Consumer) retry(ctx context.Context, what string, fn func() error) error {
-	backoff := newBackoff(100*time.Millisecond, c.cfg.MaxBackoff)
+	retry := backoff.New(100*time.Millisecond, c.cfg.MaxBackoff)
 	for {
 		err := fn()
 		if err == nil {
@@ -399,31 +453,24 @@ func (c *Consumer) retry(ctx context.Context, what string, fn func() error) erro
 			c.log.Error("giving up", "what", what, "err", err)
 			return nil
 		}
-		wait := backoff.next()
+		wait := retry.Next()
 		c.log.Warn("failed; retrying", "what", what, "err", err, "in", wait.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
-		case <-time.After(wait):
 		}
 	}
 }
 
-// backoff is exponential with full jitter, so many consumers restarted
-// together do not reconnect in step.
-type backoff struct {
-	base, max, cur time.Duration
-}
+// goneIsNotFound makes the directory's 410 Gone (a tombstoned did:plc) read
+// as 404, which indigo's resolver reports as identity.ErrDIDNotFound: both
+// mean the account is gone, while 5xx and timeouts mean the directory is
+// down and are waited for.
+type goneIsNotFound struct{ http.RoundTripper }
 
-func newBackoff(base, max time.Duration) *backoff {
-	base = min(base, max)
-	return &backoff{base: base, max: max, cur: base}
+func (g goneIsNotFound) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := g.RoundTripper.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusGone {
+		resp.StatusCode, resp.Status = http.StatusNotFound, "404 Not Found"
+	}
+	return resp, err
 }
-
-func (b *backoff) next() time.Duration {
-	d := b.cur/2 + rand.N(b.cur/2+1)
-	b.cur = min(b.cur*2, b.max)
-	return d
-}
-
-func (b *backoff) reset() { b.cur = b.base }

@@ -19,6 +19,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
+	"github.com/whistlegraph/moodsync/publisher"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
@@ -36,13 +37,27 @@ type env struct {
 	pds    *devenv.PDS
 	store  *mongostore.Store
 	engine *reconcile.Engine
+	queue  publisher.Queue
+	sweep  *reconcile.Sweep
 }
 
+// newEnv is the daemon's PDS → Mongo half on real parts: the dev PDS, a
+// Mongo-wire store, and NATS JetStream with a publisher working through
+// the reconciles the consumer queues.
 func newEnv(t *testing.T) *env {
 	pds := devenv.NeedPDS(t)
 	store := devenv.NewStore(t)
 	client := pdsclient.New(pds.URL, store, testLog(t))
-	return &env{pds: pds, store: store, engine: reconcile.NewEngine(store, client, testLog(t))}
+	e := &env{pds: pds, store: store, engine: reconcile.NewEngine(store, client, testLog(t))}
+	_, js := devenv.ConnectJetStream(t, devenv.NewNATS(t))
+	e.queue = publisher.Queue{JS: js}
+	e.sweep = &reconcile.Sweep{Users: store, Queue: e.queue, State: store, Log: testLog(t)}
+	pub := publisher.New(js, e.engine, publisher.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}, testLog(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pub.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e
 }
 
 // testLog logs to the test's output; MOODSYNC_TEST_LOG=debug shows more.
@@ -87,15 +102,15 @@ func (e *env) start(t *testing.T) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, Config{FirehoseURL: fh, PLCURL: e.pds.PLCURL, Log: testLog(t), AccountsRefresh: time.Second}, e.engine, e.store)
+	r := run(t, Config{FirehoseURL: fh, PLCURL: e.pds.PLCURL, Log: testLog(t), AccountsRefresh: time.Second}, e.engine, e.store, e.queue, e.sweep)
 	devenv.Eventually(t, setup, "consumer connected with every user reconciled", r.Ready)
 	return r
 }
 
 // run starts a consumer until the test ends.
-func run(t *testing.T, cfg Config, engine Engine, store Store) *running {
+func run(t *testing.T, cfg Config, engine Engine, store Store, queue reconcile.Queue, sweep Sweeper) *running {
 	t.Helper()
-	c, err := New(cfg, engine, store)
+	c, err := New(cfg, engine, store, queue, sweep)
 	if err != nil {
 		t.Fatal(err)
 	}

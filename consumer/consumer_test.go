@@ -8,6 +8,9 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,11 +32,15 @@ type rig struct {
 	store  *reconciletest.Store
 	pds    *reconciletest.PDS
 	engine *reconcile.Engine
+	queue  *workQueue
+	sweep  *reconcile.Sweep
 }
 
 func newRig(t *testing.T) *rig {
 	r := &rig{fh: newFirehose(t), dir: identity.NewMockDirectory(), store: reconciletest.NewStore(), pds: reconciletest.NewPDS()}
 	r.engine = reconcile.NewEngine(r.store, r.pds, testLog(t))
+	r.queue = newWorkQueue(t, r.engine)
+	r.sweep = &reconcile.Sweep{Users: r.store, Queue: r.queue, State: r.store}
 	// A stored cursor of 0: not a first start, so no all-users reconcile
 	// unless a test asks for one.
 	r.store.SaveCursor(context.Background(), r.fh.URL, 0)
@@ -60,7 +67,76 @@ func (r *rig) start(t *testing.T, tweak func(*Config)) *running {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	return run(t, cfg, r.engine, r.store)
+	return run(t, cfg, r.engine, r.store, r.queue, r.sweep)
+}
+
+// workQueue stands in for the reconcile intent subject and the publisher's
+// workers behind it: Enqueue records the request and hands it to one worker
+// that runs the engine's whole-user reconcile, as the publisher does. hold,
+// while set, makes Enqueue wait (JetStream slow to acknowledge).
+type workQueue struct {
+	engine *reconcile.Engine
+	work   chan string
+
+	mu     sync.Mutex
+	queued []string // "user cause"
+	done   int      // reconciles finished
+	hold   chan struct{}
+}
+
+func newWorkQueue(t *testing.T, e *reconcile.Engine) *workQueue {
+	q := &workQueue{engine: e, work: make(chan string, 1024)}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case req := <-q.work:
+				user, cause, _ := strings.Cut(req, " ")
+				_, _ = e.ReconcileUser(ctx, user, reconcile.Cause(cause), reconcile.ReconcileOptions{})
+				q.mu.Lock()
+				q.done++
+				q.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-stopped })
+	return q
+}
+
+func (q *workQueue) Enqueue(ctx context.Context, user string, cause reconcile.Cause) error {
+	q.mu.Lock()
+	hold := q.hold
+	q.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	q.mu.Lock()
+	q.queued = append(q.queued, user+" "+string(cause))
+	q.mu.Unlock()
+	q.work <- user + " " + string(cause)
+	return nil
+}
+
+// requests returns the requests so far.
+func (q *workQueue) requests() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.queued)
+}
+
+// idle reports whether every request has been carried out.
+func (q *workQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.done == len(q.queued)
 }
 
 // handledAll waits until the consumer has handled every frame served.
@@ -148,7 +224,9 @@ func TestConsumerDoesNotTrustForgedCommit(t *testing.T) {
 				}
 				return
 			}
-			if rkey != "" || s.BadCommits != 1 || s.UserReconciles < 1 {
+			// The repo, read by the reconcile the bad commit queued, has no
+			// such record: the mood may get one written, never the forged.
+			if rkey == "3kh5dye2qpc2a" || s.BadCommits != 1 || s.UserReconciles < 1 {
 				t.Fatalf("a forged commit was trusted: rkey %q stats %+v", rkey, s)
 			}
 		})
@@ -173,9 +251,12 @@ func TestConsumerBrokenChainReconcilesUser(t *testing.T) {
 	if s.ChainBreaks != 1 || s.UserReconciles != 1 {
 		t.Fatalf("stats %+v", s)
 	}
-	if got := r.store.Mood(id).Rkey; got != "3kh5dye2qpc2a" {
-		t.Fatalf("the reconcile did not repair the missed record: rkey %q", got)
+	if got := r.queue.requests(); !slices.Equal(got, []string{alice.User + " gap"}) {
+		t.Fatalf("queued %q, want one gap reconcile of alice", got)
 	}
+	devenv.Eventually(t, soon, "the queued reconcile repaired the missed record", func() bool {
+		return r.store.Mood(id).Rkey == "3kh5dye2qpc2a"
+	})
 }
 
 func TestConsumerTooBigReconcilesUser(t *testing.T) {
@@ -201,11 +282,55 @@ func TestConsumerOutdatedCursorReconcilesEveryone(t *testing.T) {
 	r.store.SaveCursor(context.Background(), r.fh.URL, 1)
 	c := r.start(t, nil)
 	r.handledAll(t, c)
-	devenv.Eventually(t, soon, "every user reconciled", c.Ready)
-	if s := c.Stats(); s.FullReconciles != 1 || s.UserReconciles != 2 {
+	devenv.Eventually(t, soon, "every user queued", c.Ready)
+	if s := c.Stats(); s.FullReconciles != 1 {
 		t.Fatalf("stats %+v", s)
 	}
-	devenv.Eventually(t, soon, "cursor stored once the reconcile is done", func() bool { return c.Stats().SavedCursor == 2 })
+	got := r.queue.requests()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"auth0|alice outdated-cursor", "auth0|bob outdated-cursor"}) {
+		t.Fatalf("queued %q", got)
+	}
+	devenv.Eventually(t, soon, "cursor stored once every user is queued", func() bool { return c.Stats().SavedCursor == 2 })
+}
+
+// TestConsumerOutdatedCursorDuringASweep: an OutdatedCursor that arrives
+// while a sweep of every user is still being queued is owed a sweep of its
+// own: no cursor is stored and the consumer is not ready until JetStream
+// has acknowledged that one too.
+func TestConsumerOutdatedCursorDuringASweep(t *testing.T) {
+	r := newRig(t)
+	g, _ := r.user(t, "alice")
+	r.user(t, "bob")
+	r.store.DeleteCursor(context.Background(), r.fh.URL) // first start: a sweep is owed
+	hold := make(chan struct{})
+	r.queue.hold = hold
+	r.fh.add(commitFrame(t, g.commit(t, 1, g.postOp())))
+	c := r.start(t, nil)
+	r.handledAll(t, c)
+	// The first start's sweep is stuck on JetStream; the cursor turns out
+	// outdated meanwhile.
+	r.fh.add(frame(t, "#info", &comatproto.SyncSubscribeRepos_Info{Name: "OutdatedCursor"}))
+	r.fh.add(commitFrame(t, g.commit(t, 2, g.postOp())))
+	devenv.Eventually(t, soon, "handled through seq 2", func() bool { return c.Stats().Cursor >= 2 })
+	if c.Ready() {
+		t.Fatal("ready while sweeps are owed")
+	}
+	if s := c.Stats(); s.SavedCursor != 0 {
+		t.Fatalf("cursor %d stored while sweeps are owed", s.SavedCursor)
+	}
+	r.queue.mu.Lock()
+	r.queue.hold = nil
+	r.queue.mu.Unlock()
+	close(hold)
+	devenv.Eventually(t, soon, "ready once both sweeps are queued", c.Ready)
+	got := r.queue.requests()
+	slices.Sort(got)
+	want := []string{"auth0|alice first-start", "auth0|alice outdated-cursor", "auth0|bob first-start", "auth0|bob outdated-cursor"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("queued %q, want %q", got, want)
+	}
+	devenv.Eventually(t, soon, "cursor stored", func() bool { return c.Stats().SavedCursor >= 1 })
 }
 
 func TestConsumerFutureCursorStartsOver(t *testing.T) {
@@ -215,7 +340,10 @@ func TestConsumerFutureCursorStartsOver(t *testing.T) {
 	r.store.SaveCursor(context.Background(), r.fh.URL, 500) // the server was reset
 	c := r.start(t, nil)
 	r.handledAll(t, c)
-	devenv.Eventually(t, soon, "every user reconciled", c.Ready)
+	devenv.Eventually(t, soon, "every user queued", c.Ready)
+	if got := r.queue.requests(); !slices.Equal(got, []string{"auth0|alice future-cursor"}) {
+		t.Fatalf("queued %q, want alice with the future-cursor cause", got)
+	}
 	if got := r.fh.connections(); len(got) < 2 || got[0] != "500" || got[1] != "" {
 		t.Fatalf("connections with cursors %q, want 500 then none", got)
 	}
@@ -270,6 +398,7 @@ func TestConsumerAccountAndIdentityEvents(t *testing.T) {
 	deleted := "deleted"
 	r.fh.add(frame(t, "#account", &comatproto.SyncSubscribeRepos_Account{Did: alice.DID, Seq: 3, Active: false, Status: &deleted, Time: "2025-10-14T19:30:00.000Z"}))
 	r.handledAll(t, c)
+	devenv.Eventually(t, soon, "carol's reconcile done", r.queue.idle)
 	if m := r.store.Mood(id); m.Rkey != "" || m.Deleted {
 		t.Fatalf("after #account deleted: %+v", m)
 	}
@@ -297,14 +426,14 @@ func TestConsumerFindsUserAddedLaterAndReconcilesThem(t *testing.T) {
 		Type: model.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: early,
 	}})
 	later := r.mood(dave, 2)
+	r.pds.Put(dave.DID, model.Record{Rkey: "3kh5dye2qpc2b", Value: model.RecordValue{
+		Type: model.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: later,
+	}})
 	r.fh.add(commitFrame(t, g.commit(t, 2, moodOp("3kh5dye2qpc2b", later))))
 	r.handledAll(t, c)
-	if got := r.store.Mood(early).Rkey; got != "3kh5dye2qpc2a" {
-		t.Fatalf("the dropped record was not reconciled: rkey %q", got)
-	}
-	if got := r.store.Mood(later).Rkey; got != "3kh5dye2qpc2b" {
-		t.Fatalf("rkey %q", got)
-	}
+	devenv.Eventually(t, soon, "the dropped record reconciled", func() bool { return r.store.Mood(early).Rkey == "3kh5dye2qpc2a" })
+	// Linked from the stream, or by the queued reconcile if it ran first.
+	devenv.Eventually(t, soon, "the later mood linked", func() bool { return r.store.Mood(later).Rkey == "3kh5dye2qpc2b" })
 	if s := c.Stats(); s.UserReconciles != 1 {
 		t.Fatalf("stats %+v", s)
 	}

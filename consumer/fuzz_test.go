@@ -92,7 +92,7 @@ func FuzzFrame(f *testing.F) {
 		store.PutAccount(model.Account{User: "auth0|alice", DID: "did:plc:alice"})
 		store.PutMood(model.Mood{ID: "507f1f77bcf86cd799400001", User: "auth0|alice"})
 		for _, skip := range []bool{false, true} {
-			c, err := New(Config{FirehoseURL: "ws://127.0.0.1:1/xrpc/com.atproto.sync.subscribeRepos", Directory: dir, SkipVerify: skip}, reconcile.NewEngine(store, pds, nil), store)
+			c, err := New(Config{FirehoseURL: "ws://127.0.0.1:1/xrpc/com.atproto.sync.subscribeRepos", Directory: dir, SkipVerify: skip}, reconcile.NewEngine(store, pds, nil), store, discardQueue{}, &reconcile.Sweep{Users: store, Queue: discardQueue{}, State: store})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,3 +162,8 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// discardQueue takes reconcile requests and does nothing with them.
+type discardQueue struct{}
+
+func (discardQueue) Enqueue(context.Context, string, reconcile.Cause) error { return nil }

@@ -64,8 +64,8 @@ func (c *Consumer) handle(ctx context.Context, xev *events.XRPCStreamEvent) erro
 
 // account returns the account of did, or ok=false for a DID that is not one
 // of our users. A miss may reload the users map (throttled); users found
-// new by the reload are reconciled in full before the event is handled,
-// since their earlier events were dropped.
+// new by the reload are queued for a reconcile, since their earlier events
+// were dropped.
 func (c *Consumer) account(ctx context.Context, did string) (model.Account, bool, error) {
 	if acct, ok := c.accounts.get(did); ok {
 		return acct, true, nil
@@ -130,6 +130,14 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 	if err != nil {
 		if errors.Is(err, errKeyLookup) {
 			return err // the directory is down: retry on reconnect
+		}
+		if errors.Is(err, errDIDGone) {
+			// The directory no longer knows the DID: that account is
+			// gone. Its events are skipped; nobody else's wait for it.
+			c.stats.badCommits.Add(1)
+			c.log.Warn("DID no longer resolves: event of a gone account skipped", "did", evt.Repo, "seq", evt.Seq)
+			delete(c.chains, evt.Repo)
+			return nil
 		}
 		// A commit we cannot read or trust is not acted on; the repo
 		// itself, read over XRPC, says what is true.
@@ -289,24 +297,44 @@ func (c *Consumer) onIdentity(ctx context.Context, evt *comatproto.SyncSubscribe
 	return c.refreshAccount(ctx, evt.Did)
 }
 
+// onAccount records the account status the PDS reports. The engine finds
+// the users bound to the DID (so a deleted account's moods lose their rkeys
+// even after the app changed the users row); a user whose account is
+// active again is queued for a reconcile, which writes what was parked.
 func (c *Consumer) onAccount(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Account) error {
 	if err := c.refreshAccount(ctx, evt.Did); err != nil {
 		return err
 	}
-	acct, ok := c.accounts.get(evt.Did)
-	if !ok {
-		c.stats.dropped.Add(1)
-		return nil
+	status := model.StatusActive
+	if !evt.Active {
+		status = "inactive"
+		if evt.Status != nil && *evt.Status != "" {
+			status = *evt.Status
+		}
 	}
-	if evt.Active || evt.Status == nil || *evt.Status != "deleted" {
-		return nil
+	if status == model.StatusDeleted {
+		c.stats.accountsDeleted.Add(1)
+		delete(c.chains, evt.Did)
 	}
-	c.stats.accountsDeleted.Add(1)
-	delete(c.chains, evt.Did)
-	return c.retry(ctx, "clear moods of deleted account "+evt.Did, func() error {
-		_, err := c.engine.AccountDeleted(ctx, acct)
+	var reactivated []string
+	err := c.retry(ctx, "record status "+status+" of "+evt.Did, func() error {
+		var err error
+		reactivated, err = c.engine.AccountStatus(ctx, evt.Did, status)
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	for _, user := range reactivated {
+		c.log.Info("account active again: queueing a reconcile", "user", user, "did", evt.Did)
+		err := c.retry(ctx, "queue a reconcile of "+user, func() error {
+			return c.queue.Enqueue(ctx, user, reconcile.CauseReactivated)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // refreshAccount looks one DID up again (its row may be new, or gone). A
@@ -332,10 +360,9 @@ func (c *Consumer) onInfo(evt *comatproto.SyncSubscribeRepos_Info) {
 	}
 	if evt.Name == "OutdatedCursor" {
 		// Events between our cursor and the oldest the server still has
-		// are lost: reconcile everyone, and store no cursor until done.
-		c.log.Warn("firehose cursor outdated: reconciling every user", "message", msg)
-		c.fullPending.Store(true)
-		c.kickFull()
+		// are lost: queue everyone, and store no cursor until they are.
+		c.log.Warn("firehose cursor outdated: queueing a reconcile of every user", "message", msg)
+		c.oweSweep(reconcile.CauseOutdatedCursor, false)
 		return
 	}
 	c.log.Info("firehose info", "name", evt.Name, "message", msg)

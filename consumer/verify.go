@@ -28,6 +28,10 @@ import (
 // unreachable, which says nothing about the commit, so it is retried.
 var errKeyLookup = errors.New("resolve signing key")
 
+// errDIDGone marks a DID the directory answers 404 or 410 for: the account
+// is gone, which is that account's problem only.
+var errDIDGone = errors.New("DID not found in the directory")
+
 // blockMap is the blocks of one CAR by CID key; it serves the MST loader.
 type blockMap map[string][]byte
 
@@ -88,6 +92,9 @@ func (v *verifier) key(ctx context.Context, did syntax.DID) (atcrypto.PublicKey,
 		return k, nil
 	}
 	ident, err := v.dir.LookupDID(ctx, did)
+	if errors.Is(err, identity.ErrDIDNotFound) {
+		return nil, fmt.Errorf("%w: %s", errDIDGone, did)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w of %s: %v", errKeyLookup, did, err)
 	}
@@ -127,7 +134,7 @@ func (v *verifier) verifySignature(ctx context.Context, c *repo.Commit) error {
 		if err == nil {
 			err = c.VerifySignature(k)
 		}
-		if err == nil || attempt == 1 || errors.Is(err, errKeyLookup) {
+		if err == nil || attempt == 1 || errors.Is(err, errKeyLookup) || errors.Is(err, errDIDGone) {
 			return err
 		}
 		v.forget(ctx, did)

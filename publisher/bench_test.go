@@ -111,7 +111,7 @@ func (u benchUser) warm(b *testing.B, c *pdsclient.Client) {
 	b.Helper()
 	// A read-free authenticated no-op would do; deleting a missing record
 	// is one (it answers 200) and logs the session in.
-	if err := c.DeleteRecord(context.Background(), u.acct.DID, "2222222222222"); err != nil {
+	if err := c.DeleteRecord(context.Background(), u.acct.DID, "2222222222222", ""); err != nil {
 		b.Fatal(err)
 	}
 }

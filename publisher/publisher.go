@@ -17,13 +17,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/whistlegraph/moodsync/publisher/intent"
+	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
-// Engine is what the publisher asks of the reconcile engine.
+// Engine is what the publisher asks of the reconcile engine
+// (*reconcile.Engine).
 type Engine interface {
 	SyncMoods(ctx context.Context, user string, ids []string) map[string]error
-	SyncUser(ctx context.Context, user string) error
+	ReconcileUser(ctx context.Context, user string, cause reconcile.Cause, o reconcile.ReconcileOptions) (*reconcile.Outcome, error)
 	Purge(ctx context.Context, user, did string) error
 }
 
@@ -49,6 +51,9 @@ type Config struct {
 	// ShutdownGrace is how long in-flight work may finish after the stop
 	// signal before it is cancelled and handed back to JetStream.
 	ShutdownGrace time.Duration
+	// KeepOrphans turns the orphan policy off for reconcile intents:
+	// records whose mood is gone are left on the PDS.
+	KeepOrphans bool
 }
 
 func (c Config) withDefaults() Config {
@@ -92,6 +97,8 @@ type Publisher struct {
 
 	// Observe, when set, is told the outcome of every intent.
 	Observe func(op, outcome string)
+
+	reconcileOpts reconcile.ReconcileOptions
 }
 
 // New returns a publisher; call Run to start it.
@@ -99,7 +106,8 @@ func New(js jetstream.JetStream, engine Engine, cfg Config, log *slog.Logger) *P
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Publisher{js: js, engine: engine, cfg: cfg.withDefaults(), log: log}
+	return &Publisher{js: js, engine: engine, cfg: cfg.withDefaults(), log: log,
+		reconcileOpts: reconcile.ReconcileOptions{Fix: reconcile.FixOptions{KeepOrphans: cfg.KeepOrphans}}}
 }
 
 // item is one fetched intent.
@@ -224,8 +232,21 @@ func (p *Publisher) handleUser(ctx context.Context, user string, items []item) {
 			p.settle(ctx, items[0], p.engine.Purge(ctx, user, items[0].intent.DID))
 			items = items[1:]
 		case intent.OpReconcile:
-			p.settle(ctx, items[0], p.engine.SyncUser(ctx, user))
-			items = items[1:]
+			// Reconciles of one user queued together (a gap and a sweep,
+			// say) are one pass: it reads the repo once and answers all.
+			n := 1
+			for n < len(items) && items[n].intent.Op == intent.OpReconcile {
+				n++
+			}
+			causes := make([]string, n)
+			for i, it := range items[:n] {
+				causes[i] = it.intent.Cause
+			}
+			_, err := p.engine.ReconcileUser(ctx, user, strongestCause(causes), p.reconcileOpts)
+			for _, it := range items[:n] {
+				p.settle(ctx, it, err)
+			}
+			items = items[n:]
 		default:
 			n := 0
 			for n < len(items) && (items[n].intent.Op == intent.OpCreate || items[n].intent.Op == intent.OpDelete) {
@@ -243,6 +264,20 @@ func (p *Publisher) handleUser(ctx context.Context, user string, items []item) {
 			items = items[n:]
 		}
 	}
+}
+
+// strongestCause is the cause one pass answering several reconcile
+// intents runs with: one that makes missing records writes (a restored
+// PDS) wins over those that take them as deletes, since the deletes can be
+// done later but writes into a restored repo are owed now.
+func strongestCause(causes []string) reconcile.Cause {
+	best := reconcile.ParseCause(causes[0])
+	for _, c := range causes[1:] {
+		if cc := reconcile.ParseCause(c); reconcile.DecideMissing(cc) == reconcile.MissingRewrite {
+			best = cc
+		}
+	}
+	return best
 }
 
 // keepAlive tells JetStream the intents are still being worked on, so a

@@ -80,13 +80,13 @@ func auditAll(b *testing.B, e *reconcile.Engine, accts []model.Account) (records
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r, err := e.CompareAccount(context.Background(), a)
+			out, err := e.ReconcileUser(context.Background(), a.User, reconcile.CauseOperator, reconcile.ReconcileOptions{DryRun: true})
 			if err != nil {
 				b.Error(err)
 				return
 			}
 			mu.Lock()
-			records += r.ATProto.Records
+			records += out.Report.ATProto.Records
 			mu.Unlock()
 		}()
 	}
@@ -215,7 +215,7 @@ func getRepo(b *testing.B, host, did string) []byte {
 
 // BenchmarkBackfill writes the same number of moods (backfillUsers ×
 // backfillPer, fresh accounts each run) to the real PDS two ways, in the
-// same run: backfill's path (compare, then Engine.ApplyFixes → SyncMoods:
+// same run: backfill's path (Engine.ReconcileUser with the backfill scope:
 // applyWrites batches of 200, four users at a time) and the seed script's
 // way (one createRecord per mood, one after another).
 func BenchmarkBackfill(b *testing.B) {
@@ -239,7 +239,7 @@ func BenchmarkBackfill(b *testing.B) {
 			}
 			// Log in outside the timer: a deleteRecord of nothing is an
 			// authenticated no-op.
-			if err := client.DeleteRecord(ctx, a.DID, "2222222222222"); err != nil {
+			if err := client.DeleteRecord(ctx, a.DID, "2222222222222", ""); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -261,12 +261,7 @@ func BenchmarkBackfill(b *testing.B) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					r, err := e.CompareAccount(ctx, a)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					if err := reconcile.FixErrors(e.ApplyFixes(ctx, a, reconcile.PlanBackfill(r), reconcile.FixOptions{})); err != nil {
+					if _, err := e.ReconcileUser(ctx, a.User, reconcile.CauseOperator, reconcile.ReconcileOptions{Scope: reconcile.ScopeBackfill}); err != nil {
 						b.Error(err)
 					}
 				}()

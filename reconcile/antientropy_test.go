@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,34 +60,34 @@ func newDriftFixture(t *testing.T) *driftFixture {
 	return f
 }
 
-// TestRepairAccountConverges carries out a whole repair on the fakes: after
-// it only the notices are left, the spoofed and invalid records are
-// untouched, and a second repair finds nothing to do.
-func TestRepairAccountConverges(t *testing.T) {
+// TestReconcileUserConverges carries out a whole-user reconcile on the
+// fakes: after it only the notices are left, the spoofed and invalid
+// records are untouched, and a second reconcile finds nothing to do.
+func TestReconcileUserConverges(t *testing.T) {
 	f := newDriftFixture(t)
 	ctx := context.Background()
 	e := reconcile.NewEngine(f.store, f.pds, nil)
-	r, results, err := e.RepairAccount(ctx, f.acct, reconcile.FixOptions{})
+	out, err := e.ReconcileUser(ctx, f.acct.User, reconcile.CauseIntent, reconcile.ReconcileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Drift() != 9 {
-		t.Errorf("drift %d before repair, want 9: %+v", r.Drift(), r.Findings)
+	if out.Report.Drift() != 9 {
+		t.Errorf("drift %d before repair, want 9: %+v", out.Report.Drift(), out.Report.Findings)
 	}
-	for _, res := range results {
+	for _, res := range out.Results {
 		if res.Changed() || res.Skipped != "" {
 			t.Errorf("%s %s: verdict %s, skipped %q", res.Fix.Kind, res.Fix.Rkey, res.Verdict, res.Skipped)
 		}
 	}
-	after, err := e.CompareAccount(ctx, f.acct)
+	after, err := e.ReconcileUser(ctx, f.acct.User, reconcile.CauseIntent, reconcile.ReconcileOptions{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Drift() != 0 {
-		t.Fatalf("drift after repair: %+v", after.Findings)
+	if after.Report.Drift() != 0 || len(after.Plan.Fixes) != 0 {
+		t.Fatalf("drift after repair: %+v", after.Report.Findings)
 	}
-	if len(after.Of(reconcile.ClassSpoof)) != 1 || len(after.Of(reconcile.ClassInvalid)) != 1 {
-		t.Fatalf("notices not kept: %+v", after.Findings)
+	if len(after.Report.Of(reconcile.ClassSpoof)) != 1 || len(after.Report.Of(reconcile.ClassInvalid)) != 1 {
+		t.Fatalf("notices not kept: %+v", after.Report.Findings)
 	}
 	checks := map[string]func(m *model.Mood) bool{
 		"not-synced":    func(m *model.Mood) bool { return m.Rkey != "" && !m.Deleted },
@@ -108,24 +109,24 @@ func TestRepairAccountConverges(t *testing.T) {
 			t.Errorf("record %s exists: %v, want %v", rkey, !want, want)
 		}
 	}
-	_, again, err := e.RepairAccount(ctx, f.acct, reconcile.FixOptions{})
-	if err != nil || len(again) != 0 {
-		t.Fatalf("second repair: %d fixes, %v", len(again), err)
+	again, err := e.ReconcileUser(ctx, f.acct.User, reconcile.CauseIntent, reconcile.ReconcileOptions{})
+	if err != nil || len(again.Results) != 0 {
+		t.Fatalf("second reconcile: %d fixes, %v", len(again.Results), err)
 	}
 }
 
-// TestApplyFixesKeepOrphans: with the orphan policy off, orphans and the
+// TestReconcileKeepOrphans: with the orphan policy off, orphans and the
 // pointer to them stay.
-func TestApplyFixesKeepOrphans(t *testing.T) {
+func TestReconcileKeepOrphans(t *testing.T) {
 	f := newDriftFixture(t)
 	ctx := context.Background()
 	e := reconcile.NewEngine(f.store, f.pds, nil)
-	_, results, err := e.RepairAccount(ctx, f.acct, reconcile.FixOptions{KeepOrphans: true})
+	out, err := e.ReconcileUser(ctx, f.acct.User, reconcile.CauseIntent, reconcile.ReconcileOptions{Fix: reconcile.FixOptions{KeepOrphans: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	skipped := 0
-	for _, r := range results {
+	for _, r := range out.Results {
 		if r.Skipped != "" {
 			skipped++
 		}
@@ -138,20 +139,24 @@ func TestApplyFixesKeepOrphans(t *testing.T) {
 	}
 }
 
-// TestApplyFixesSeesNewerState: a fix planned on an old snapshot is decided
+// TestReconcileSeesNewerState: a fix planned on a snapshot is decided
 // again on the state it finds, so it never undoes newer work.
-func TestApplyFixesSeesNewerState(t *testing.T) {
+func TestReconcileSeesNewerState(t *testing.T) {
 	f := newDriftFixture(t)
 	ctx := context.Background()
 	e := reconcile.NewEngine(f.store, f.pds, nil)
-	r, err := e.CompareAccount(ctx, f.acct)
+	stale := f.store.Mood(f.ids["stale"])
+	// Between the plan and its fixes the stale mood's record is written
+	// again (say, restored).
+	changeMeanwhile := func(fixes []reconcile.Fix) []reconcile.Fix {
+		f.pds.Put(f.acct.DID, model.Record{Rkey: stale.Rkey, Value: model.NewRecordValue(stale)})
+		return fixes
+	}
+	out, err := e.ReconcileUser(ctx, f.acct.User, reconcile.CauseIntent, reconcile.ReconcileOptions{Scope: reconcile.ScopeCleanup, Select: changeMeanwhile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Meanwhile the stale mood's record is written again (say, restored).
-	stale := f.store.Mood(f.ids["stale"])
-	f.pds.Put(f.acct.DID, model.Record{Rkey: stale.Rkey, Value: model.NewRecordValue(stale)})
-	for _, res := range e.ApplyFixes(ctx, f.acct, reconcile.PlanCleanup(r), reconcile.FixOptions{}) {
+	for _, res := range out.Results {
 		if res.Fix.MoodID == stale.ID && (!res.Changed() || res.Verdict != reconcile.VerdictIgnore) {
 			t.Errorf("soft-delete of a mood whose record is back: verdict %s", res.Verdict)
 		}
@@ -195,28 +200,74 @@ func (h *msgHandler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// memQueue records the reconciles asked for.
+type memQueue struct {
+	mu     sync.Mutex
+	queued []string // "user cause"
+}
+
+func (q *memQueue) Enqueue(_ context.Context, user string, cause reconcile.Cause) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queued = append(q.queued, user+" "+string(cause))
+	return nil
+}
+
+func (q *memQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.queued)
+}
+
+// TestSweepEnsure: a sweep queues every user once; a second caller that
+// wants everyone since before that sweep started queues nobody; a forced
+// one (zero since) always queues.
+func TestSweepEnsure(t *testing.T) {
+	f := newDriftFixture(t)
+	q := &memQueue{}
+	sw := &reconcile.Sweep{Users: f.store, Queue: q, State: &memCursors{seq: map[string]int64{}}}
+	ctx := context.Background()
+	before := time.Now()
+	if n, err := sw.Ensure(ctx, reconcile.CauseFirstStart, before); err != nil || n != 2 {
+		t.Fatalf("first sweep: %d queued, %v", n, err)
+	}
+	if n, err := sw.Ensure(ctx, reconcile.CausePeriodic, before.Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("periodic sweep right after: %d queued, %v; want none", n, err)
+	}
+	if n, err := sw.Ensure(ctx, reconcile.CauseOutdatedCursor, time.Now()); err != nil || n != 2 {
+		t.Fatalf("sweep owed since after the last one: %d queued, %v", n, err)
+	}
+	if n, err := sw.Ensure(ctx, reconcile.CauseFutureCursor, time.Time{}); err != nil || n != 2 {
+		t.Fatalf("forced sweep: %d queued, %v", n, err)
+	}
+	if q.len() != 6 {
+		t.Fatalf("queued %v", q.queued)
+	}
+}
+
 // TestAntiEntropyRun: the first pass runs at once on a first start and
-// repairs every user; a pass stored as recent is not run again early.
+// queues every user; a pass stored as recent is not run again early.
 func TestAntiEntropyRun(t *testing.T) {
 	f := newDriftFixture(t)
 	state := &memCursors{seq: map[string]int64{}}
+	q := &memQueue{}
 	passes := make(chan reconcile.PassResult, 1)
 	ae := &reconcile.AntiEntropy{
-		Engine: reconcile.NewEngine(f.store, f.pds, nil), Users: f.store, State: state, Every: time.Hour,
+		Sweep: &reconcile.Sweep{Users: f.store, Queue: q, State: state}, Every: time.Hour,
 		OnPass: func(r reconcile.PassResult) { passes <- r },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ae.Run(ctx) }()
 	res := <-passes
+	if res.Queued != 2 {
+		t.Fatalf("pass %+v: want 2 users queued", res)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if res.Users != 2 || res.Drift != 10 || res.Failed != 0 { // bob's spoofed mood is not synced
-		t.Fatalf("pass %+v: want 2 users, 10 drift, 0 failed", res)
-	}
-	if _, ok := state.seq[reconcile.AntiEntropyStream]; !ok {
+	if _, ok := state.seq[reconcile.SweepStream]; !ok {
 		t.Fatal("time of the pass not stored")
 	}
 	// Restarted right after: the next pass is scheduled an hour away.
@@ -235,5 +286,8 @@ func TestAntiEntropyRun(t *testing.T) {
 	case r := <-passes:
 		t.Fatalf("a pass ran early after a restart: %+v", r)
 	default:
+	}
+	if q.len() != 2 {
+		t.Fatalf("queued %v, want each user once", q.queued)
 	}
 }

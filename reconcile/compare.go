@@ -161,7 +161,7 @@ func (r *Report) Of(c Class) []Finding {
 // moods, soft-deleted ones included; others are the moods of other users
 // that records of this repo name (so a spoof can be told from an orphan);
 // records are every mood record of the repo. When several records name one
-// mood, the oldest (lowest rkey) is the one kept, as ReconcileUser does.
+// mood, the oldest (lowest rkey) is the one kept.
 func Compare(acct model.Account, moods []*model.Mood, others map[string]*model.Mood, records []model.Record) *Report {
 	r := &Report{User: acct.User, DID: acct.DID, Findings: []Finding{}}
 	recs := slices.Clone(records)
@@ -327,15 +327,18 @@ const (
 	// FixCreate writes the missing record of a live mood (the publisher's
 	// create, at the deterministic rkey).
 	FixCreate FixKind = "create"
+	// FixRewrite unsets the rkey of a live mood whose record the repo lost
+	// (not deleted by anyone), and writes the record again.
+	FixRewrite FixKind = "rewrite"
 )
 
 // Fix is one step of a plan. Rkey is the record it acts on (for mood fixes,
 // the mood's stored rkey); Value the record as the compare saw it.
 type Fix struct {
-	Kind   FixKind
-	MoodID string
-	Rkey   string
-	Value  *model.RecordValue
+	Kind   FixKind            `json:"kind"`
+	MoodID string             `json:"mood,omitempty"`
+	Rkey   string             `json:"rkey,omitempty"`
+	Value  *model.RecordValue `json:"-"`
 }
 
 // Expect is the verdict the engine reaches when it carries the fix out on
@@ -353,7 +356,7 @@ func (f Fix) Expect() Verdict {
 		return VerdictPDSDelete
 	case FixClear:
 		return VerdictClear
-	case FixCreate:
+	case FixCreate, FixRewrite:
 		return verdictCreated
 	}
 	return ""
@@ -363,16 +366,50 @@ func (f Fix) Expect() Verdict {
 // path has no firehose verdict).
 const verdictCreated Verdict = "created"
 
-// PlanCleanup turns a report into cleanup's fixes, in the order they must
-// run: links and adoptions first (so the engine sees which record each
-// mood keeps), then record deletions, then the Mongo side of records that
-// are gone. Not-synced moods are backfill's; notices get no fix.
-func PlanCleanup(r *Report) []Fix {
-	var first, deletes, last []Fix
+// Scope is which fixes a whole-user reconcile carries out.
+type Scope int
+
+const (
+	// ScopeAll: everything (the daemon's reconcile).
+	ScopeAll Scope = iota
+	// ScopeCleanup: everything but writing missing records (cleanup).
+	ScopeCleanup
+	// ScopeBackfill: only links and the missing records (backfill).
+	ScopeBackfill
+)
+
+// Policy is how a plan treats what a compare found.
+type Policy struct {
+	// Missing is what a live mood gets whose stored rkey names no record.
+	Missing MissingAction
+	// MassDeleteLimit bounds the soft deletes of Missing (see
+	// MassDeleteGuard); AllowMassDelete lifts it.
+	MassDeleteLimit int
+	AllowMassDelete bool
+	Scope           Scope
+}
+
+// Plan is the fixes for one user, in the order they must run.
+type Plan struct {
+	Fixes []Fix
+	// Held are the soft deletes the mass-delete guard kept back: when there
+	// are any, none of the user's missing records was taken as deleted.
+	Held []Fix
+}
+
+// PlanFixes turns a report into fixes, in the order they must run: links
+// and adoptions first (so the engine sees which record each mood keeps),
+// then record deletions, then the Mongo side of records that are gone,
+// then the records to write. Notices get no fix.
+func PlanFixes(r *Report, p Policy) Plan {
+	var first, deletes, last, softDeletes, creates []Fix
 	for _, f := range r.Findings {
 		switch f.Class {
 		case ClassUnlinked:
 			first = append(first, Fix{Kind: FixLink, MoodID: f.MoodID, Rkey: f.Rkey, Value: f.value})
+		case ClassNotSynced:
+			v := model.NewRecordValue(f.mood)
+			creates = append(creates, Fix{Kind: FixCreate, MoodID: f.MoodID, Rkey: model.Rkey(f.mood, 0), Value: &v})
 		case ClassStaleRkey:
 			switch {
 			case f.Keep != "":
@@ -380,8 +417,12 @@ func PlanCleanup(r *Report) []Fix {
 			case f.taken:
 			case f.deleted:
 				last = append(last, Fix{Kind: FixClear, MoodID: f.MoodID, Rkey: f.Rkey})
+			case p.Missing == MissingRewrite:
+				// The fix clears the stale rkey; the record is written
+				// with the creates.
+				last = append(last, Fix{Kind: FixRewrite, MoodID: f.MoodID, Rkey: f.Rkey})
 			default:
-				last = append(last, Fix{Kind: FixSoftDelete, MoodID: f.MoodID, Rkey: f.Rkey})
+				softDeletes = append(softDeletes, Fix{Kind: FixSoftDelete, MoodID: f.MoodID, Rkey: f.Rkey})
 			}
 		case ClassOrphan:
 			deletes = append(deletes, Fix{Kind: FixDeleteOrphan, MoodID: f.MoodID, Rkey: f.Rkey, Value: f.value})
@@ -394,36 +435,26 @@ func PlanCleanup(r *Report) []Fix {
 			deletes = append(deletes, Fix{Kind: FixDeleteDuplicate, MoodID: f.MoodID, Rkey: f.Rkey, Value: f.value})
 		}
 	}
-	return slices.Concat(first, deletes, last)
-}
-
-// PlanBackfill turns a report into backfill's fixes: links for live moods
-// whose record already exists (writing another would make a duplicate),
-// then creates for live moods with no record. A create's Rkey and Value are
-// what the publisher writes first: the deterministic key (a later probe
-// moves on only if another mood's record holds it).
-func PlanBackfill(r *Report) []Fix {
-	var links, creates []Fix
-	for _, f := range r.Findings {
-		switch f.Class {
-		case ClassUnlinked:
-			links = append(links, Fix{Kind: FixLink, MoodID: f.MoodID, Rkey: f.Rkey, Value: f.value})
-		case ClassNotSynced:
-			v := model.NewRecordValue(f.mood)
-			creates = append(creates, Fix{Kind: FixCreate, MoodID: f.MoodID, Rkey: model.Rkey(f.mood, 0), Value: &v})
+	var plan Plan
+	if MassDeleteGuard(len(softDeletes), p.MassDeleteLimit, p.AllowMassDelete) {
+		plan.Held, softDeletes = softDeletes, nil
+	}
+	all := slices.Concat(first, deletes, last, softDeletes, creates)
+	for _, f := range all {
+		if p.Scope.Includes(f.Kind) {
+			plan.Fixes = append(plan.Fixes, f)
 		}
 	}
-	return append(links, creates...)
+	return plan
 }
 
-// PlanRepair is everything anti-entropy repairs for a user: cleanup's
-// fixes, then the creates of backfill.
-func PlanRepair(r *Report) []Fix {
-	fixes := PlanCleanup(r)
-	for _, f := range PlanBackfill(r) {
-		if f.Kind == FixCreate {
-			fixes = append(fixes, f)
-		}
+// Includes reports whether the scope carries out fixes of kind k.
+func (s Scope) Includes(k FixKind) bool {
+	switch s {
+	case ScopeCleanup:
+		return k != FixCreate && k != FixRewrite
+	case ScopeBackfill:
+		return k == FixLink || k == FixCreate
 	}
-	return fixes
+	return true
 }

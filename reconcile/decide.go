@@ -107,3 +107,91 @@ func DecideDelete(mood *model.Mood) Verdict {
 		return VerdictPDSDelete
 	}
 }
+
+// Cause says why a whole user is reconciled. It decides what a live mood
+// whose record is missing from the repo means (DecideMissing).
+type Cause string
+
+const (
+	// CauseIntent: a reconcile intent from the app or an operator.
+	CauseIntent Cause = "intent"
+	// CauseFirstStart: the first start on a firehose (no stored cursor).
+	CauseFirstStart Cause = "first-start"
+	// CauseGap: a gap in one repo's stream (#sync, a broken chain, tooBig,
+	// an unverifiable commit, a user whose earlier events were dropped).
+	CauseGap Cause = "gap"
+	// CauseOutdatedCursor: the firehose no longer has our cursor.
+	CauseOutdatedCursor Cause = "outdated-cursor"
+	// CausePeriodic: the periodic anti-entropy pass.
+	CausePeriodic Cause = "periodic"
+	// CauseReactivated: the account is active again after being inactive.
+	CauseReactivated Cause = "reactivated"
+	// CauseOperator: audit, cleanup and backfill.
+	CauseOperator Cause = "operator"
+	// CauseFutureCursor: the firehose says our cursor is in its future: the
+	// PDS was restored from a backup and lost what was written since.
+	CauseFutureCursor Cause = "future-cursor"
+	// CauseDIDChanged: the user's users row names a new DID.
+	CauseDIDChanged Cause = "did-changed"
+)
+
+// Causes lists every cause.
+var Causes = []Cause{
+	CauseIntent, CauseFirstStart, CauseGap, CauseOutdatedCursor, CausePeriodic,
+	CauseReactivated, CauseOperator, CauseFutureCursor, CauseDIDChanged,
+}
+
+// ParseCause reads the optional cause of a reconcile intent; anything it
+// does not know is an intent's own.
+func ParseCause(s string) Cause {
+	for _, c := range Causes {
+		if string(c) == s {
+			return c
+		}
+	}
+	return CauseIntent
+}
+
+// MissingAction is what a whole-user pass does with a live mood whose
+// stored rkey names no record in the repo.
+type MissingAction int
+
+const (
+	// MissingSoftDelete: the record was deleted on the PDS (by the user):
+	// soft-delete the mood, within the mass-delete guard.
+	MissingSoftDelete MissingAction = iota
+	// MissingRewrite: the repo lost the record without anyone deleting it
+	// (restored from a backup, or a new repo): Mongo is truth, so unset the
+	// rkey and write the record again.
+	MissingRewrite
+)
+
+func (a MissingAction) String() string {
+	if a == MissingRewrite {
+		return "rewrite"
+	}
+	return "soft-delete"
+}
+
+// DecideMissing is the cause table of DESIGN.md: only a repo known to have
+// lost records on its own makes a missing record a write; every other
+// cause takes it as deleted on the PDS.
+func DecideMissing(c Cause) MissingAction {
+	switch c {
+	case CauseFutureCursor, CauseDIDChanged:
+		return MissingRewrite
+	default:
+		return MissingSoftDelete
+	}
+}
+
+// DefaultMassDeleteLimit is how many of one user's moods a whole-user pass
+// soft-deletes at most on evidence other than seen delete ops.
+const DefaultMassDeleteLimit = 10
+
+// MassDeleteGuard reports whether n soft deletes of one user in one pass
+// are more than limit allows; allow (an operator's --allow-mass-delete)
+// lifts the bound. A tripped guard soft-deletes none of them.
+func MassDeleteGuard(n, limit int, allow bool) (tripped bool) {
+	return !allow && n > limit
+}

@@ -1,36 +1,19 @@
 package reconcile
 
 // This file carries out the reconcile table of DESIGN.md (PDS → Mongo): the
-// verdicts of DecideUpsert and DecideDelete for firehose ops, #account
-// deletions, and the whole-user comparison that repairs any gap in the
-// firehose. Every Mongo write is compare-and-set and every PDS delete is
-// preceded by a read, so the publisher, the consumer and an operator
-// command can act on the same mood at once, and a replayed event changes
-// nothing.
+// verdicts of DecideUpsert and DecideDelete for firehose ops, and the
+// account statuses #account events report. Every Mongo write is
+// compare-and-set and every PDS delete is preceded by a read, so the
+// publisher, the consumer and an operator command can act on the same mood
+// at once, and a replayed event changes nothing. Gaps in the firehose are
+// repaired by the one whole-user reconcile (user.go), through the queue.
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
-
-// FirehoseStore is the Mongo side as the firehose needs it, beyond Store.
-type FirehoseStore interface {
-	Store
-	// MoodByRkey returns the user's mood whose atproto.rkey is rkey, or nil.
-	MoodByRkey(ctx context.Context, user, rkey string) (*model.Mood, error)
-	// SoftDeleteByRkey marks the mood deleted and unsets atproto, if its
-	// atproto.rkey is still rkey.
-	SoftDeleteByRkey(ctx context.Context, id, rkey string) (bool, error)
-	// SwapRkey moves a live mood from record `from` to record `to`, if its
-	// atproto.rkey is still `from`.
-	SwapRkey(ctx context.Context, id, from, to string) (bool, error)
-	// ClearUserRkeys unsets atproto on every mood of a user.
-	ClearUserRkeys(ctx context.Context, user string) (int64, error)
-}
 
 // Option adjusts how verdicts are carried out.
 type Option func(*options)
@@ -62,14 +45,6 @@ func (t Tally) Add(other Tally) {
 	}
 }
 
-func (e *Engine) firehoseStore() (FirehoseStore, error) {
-	fs, ok := e.Store.(FirehoseStore)
-	if !ok {
-		return nil, model.Permanent("store %T cannot carry out firehose verdicts", e.Store)
-	}
-	return fs, nil
-}
-
 // verdict reports a verdict to Observe and the log. Confirmations are the
 // steady state and stay at debug level; everything else says what happened.
 func (e *Engine) verdict(v Verdict, acct model.Account, rkey, moodID, why string) {
@@ -95,18 +70,14 @@ func (e *Engine) verdict(v Verdict, acct model.Account, rkey, moodID, why string
 // acct's repo and returns it. An error means the op was not (fully)
 // applied: permanent ones cannot be, others should be retried.
 func (e *Engine) ApplyUpsert(ctx context.Context, acct model.Account, op Upsert, opts ...Option) (Verdict, error) {
-	fs, err := e.firehoseStore()
-	if err != nil {
-		return "", err
-	}
 	defer e.lockUser(acct.User)()
-	return e.applyUpsert(ctx, fs, acct, op, nil, buildOptions(opts))
+	return e.applyUpsert(ctx, acct, op, nil, buildOptions(opts))
 }
 
 // applyUpsert is ApplyUpsert under the user's lock. known, when not nil, is
 // the mood the record names as already read (ReconcileUser reads them in
 // one query); it is used for the first round only.
-func (e *Engine) applyUpsert(ctx context.Context, fs FirehoseStore, acct model.Account, op Upsert, known *model.Mood, o options) (Verdict, error) {
+func (e *Engine) applyUpsert(ctx context.Context, acct model.Account, op Upsert, known *model.Mood, o options) (Verdict, error) {
 	if op.Value != nil && op.Invalid == "" {
 		op.Invalid = model.ValidateRecord(op.Value)
 	}
@@ -123,14 +94,14 @@ func (e *Engine) applyUpsert(ctx context.Context, fs FirehoseStore, acct model.A
 		mood := known
 		known = nil
 		if mood == nil {
-			moods, err := fs.Moods(ctx, []string{id})
+			moods, err := e.Store.Moods(ctx, []string{id})
 			if err != nil {
 				return "", fmt.Errorf("read mood %s: %w", id, err)
 			}
 			mood = moods[id]
 		}
 		v := DecideUpsert(acct.User, op, mood)
-		done, err := e.carryOutUpsert(ctx, fs, acct, op, mood, v, o)
+		done, err := e.carryOutUpsert(ctx, acct, op, mood, v, o)
 		if err != nil {
 			return v, err
 		}
@@ -145,11 +116,11 @@ func (e *Engine) applyUpsert(ctx context.Context, fs FirehoseStore, acct model.A
 
 // carryOutUpsert performs one verdict. done is false when a compare-and-set
 // found the mood changed, so the caller decides again.
-func (e *Engine) carryOutUpsert(ctx context.Context, fs FirehoseStore, acct model.Account, op Upsert, mood *model.Mood, v Verdict, o options) (done bool, err error) {
+func (e *Engine) carryOutUpsert(ctx context.Context, acct model.Account, op Upsert, mood *model.Mood, v Verdict, o options) (done bool, err error) {
 	id := op.Value.MoodID()
 	switch v {
 	case VerdictRepair:
-		ok, err := fs.SetRkey(ctx, id, op.Rkey)
+		ok, err := e.Store.SetRkey(ctx, id, op.Rkey)
 		if err != nil {
 			return false, fmt.Errorf("set atproto.rkey of %s: %w", id, err)
 		}
@@ -165,7 +136,7 @@ func (e *Engine) carryOutUpsert(ctx context.Context, fs FirehoseStore, acct mode
 			// The stored rkey is stale (its record was deleted and the
 			// delete not seen yet, or it holds something else): this record
 			// is the mood's record now, if it still exists.
-			return e.adoptRecord(ctx, fs, acct, op, mood)
+			return e.adoptRecord(ctx, acct, op, mood)
 		}
 		if err := e.deleteRecordOf(ctx, acct.DID, op.Rkey, id); err != nil {
 			return false, err
@@ -188,7 +159,7 @@ func (e *Engine) carryOutUpsert(ctx context.Context, fs FirehoseStore, acct mode
 
 // adoptRecord swaps a mood from its stale rkey to op's record, once that
 // record is confirmed to exist and to name the mood.
-func (e *Engine) adoptRecord(ctx context.Context, fs FirehoseStore, acct model.Account, op Upsert, mood *model.Mood) (bool, error) {
+func (e *Engine) adoptRecord(ctx context.Context, acct model.Account, op Upsert, mood *model.Mood) (bool, error) {
 	rec, err := e.PDS.GetRecord(ctx, acct.DID, op.Rkey)
 	if err != nil {
 		return false, fmt.Errorf("read record %s: %w", op.Rkey, err)
@@ -199,7 +170,7 @@ func (e *Engine) adoptRecord(ctx context.Context, fs FirehoseStore, acct model.A
 		e.verdict(VerdictIgnore, acct, op.Rkey, mood.ID, "duplicate of a stale rkey, but gone too")
 		return true, nil
 	}
-	ok, err := fs.SwapRkey(ctx, mood.ID, mood.Rkey, op.Rkey)
+	ok, err := e.Store.SwapRkey(ctx, mood.ID, mood.Rkey, op.Rkey)
 	if err != nil {
 		return false, fmt.Errorf("swap atproto.rkey of %s: %w", mood.ID, err)
 	}
@@ -221,7 +192,7 @@ func (e *Engine) deleteRecordOf(ctx context.Context, did, rkey, moodID string) e
 	if rec == nil || rec.Value.MoodID() != moodID {
 		return nil
 	}
-	if err := e.PDS.DeleteRecord(ctx, did, rkey); err != nil {
+	if err := e.PDS.DeleteRecord(ctx, did, rkey, rec.CID); err != nil {
 		return fmt.Errorf("delete record %s: %w", rkey, err)
 	}
 	e.observe("pds_delete", 1)
@@ -231,20 +202,18 @@ func (e *Engine) deleteRecordOf(ctx context.Context, did, rkey, moodID string) e
 // ApplyDelete carries out the verdict for a record deleted from acct's repo
 // and returns it.
 func (e *Engine) ApplyDelete(ctx context.Context, acct model.Account, rkey string) (Verdict, error) {
-	fs, err := e.firehoseStore()
-	if err != nil {
-		return "", err
-	}
 	defer e.lockUser(acct.User)()
-	return e.applyDelete(ctx, fs, acct, rkey, true)
+	return e.applyDelete(ctx, acct, rkey, true)
 }
 
 // applyDelete is ApplyDelete under the user's lock. checkGone re-reads the
 // record before soft-deleting a live mood, so a replayed delete of a record
-// that exists again does not delete the mood.
-func (e *Engine) applyDelete(ctx context.Context, fs FirehoseStore, acct model.Account, rkey string, checkGone bool) (Verdict, error) {
+// that exists again does not delete the mood. A repo that can no longer be
+// read (the account was deactivated, taken down or deleted since) does not
+// undo the delete: it was seen, and it stands.
+func (e *Engine) applyDelete(ctx context.Context, acct model.Account, rkey string, checkGone bool) (Verdict, error) {
 	for round := 0; round < maxConvergeRounds; round++ {
-		mood, err := fs.MoodByRkey(ctx, acct.User, rkey)
+		mood, err := e.Store.MoodByRkey(ctx, acct.User, rkey)
 		if err != nil {
 			return "", fmt.Errorf("find mood of %s: %w", rkey, err)
 		}
@@ -257,6 +226,9 @@ func (e *Engine) applyDelete(ctx context.Context, fs FirehoseStore, acct model.A
 		case VerdictPDSDelete:
 			if checkGone {
 				rec, err := e.PDS.GetRecord(ctx, acct.DID, rkey)
+				if _, inactive := model.IsInactive(err); inactive {
+					rec, err = nil, nil
+				}
 				if err != nil {
 					return "", fmt.Errorf("read record %s: %w", rkey, err)
 				}
@@ -266,9 +238,9 @@ func (e *Engine) applyDelete(ctx context.Context, fs FirehoseStore, acct model.A
 				}
 				checkGone = false
 			}
-			ok, err = fs.SoftDeleteByRkey(ctx, mood.ID, rkey)
+			ok, err = e.Store.SoftDeleteByRkey(ctx, mood.ID, rkey)
 		case VerdictClear:
-			ok, err = fs.ClearRkey(ctx, mood.ID, rkey)
+			ok, err = e.Store.ClearRkey(ctx, mood.ID, rkey)
 		}
 		if err != nil {
 			return "", fmt.Errorf("apply %s to mood %s: %w", v, mood.ID, err)
@@ -281,109 +253,62 @@ func (e *Engine) applyDelete(ctx context.Context, fs FirehoseStore, acct model.A
 	return "", fmt.Errorf("mood of %s still changing after %d rounds", rkey, maxConvergeRounds)
 }
 
-// AccountDeleted unsets atproto on every mood of acct's user: the account
-// and with it every record are gone.
-func (e *Engine) AccountDeleted(ctx context.Context, acct model.Account) (int64, error) {
-	fs, err := e.firehoseStore()
+// AccountStatus records an account status seen on the firehose (#account)
+// for the users bound to did — users not bound yet are bound first, unless
+// their rows claim the DID twice — and returns the users whose account is
+// active again after being inactive: each is owed a whole-user reconcile.
+// A deleted account took its records with it: its moods' atproto is unset.
+// The binding, not the users row, says whose account it was, so this holds
+// even after the app changed or removed the row.
+func (e *Engine) AccountStatus(ctx context.Context, did, status string) (reactivated []string, err error) {
+	bindings, err := e.Store.BindingsOfDID(ctx, did)
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("read bindings of %s: %w", did, err)
 	}
-	defer e.lockUser(acct.User)()
-	n, err := fs.ClearUserRkeys(ctx, acct.User)
-	if err != nil {
-		return 0, fmt.Errorf("unset atproto of %s: %w", acct.User, err)
+	if len(bindings) == 0 {
+		users, err := e.Store.UsersOfDID(ctx, did)
+		if err != nil {
+			return nil, fmt.Errorf("look up users of %s: %w", did, err)
+		}
+		if len(users) > 1 {
+			e.observe("did_conflict", 1)
+			return nil, model.Permanent("DID %s is claimed by more than one users row: status %s not attributed", did, status)
+		}
+		for _, u := range users {
+			if _, err := e.Store.Bind(ctx, u, did, ""); err != nil {
+				return nil, fmt.Errorf("bind %s to %s: %w", u, did, err)
+			}
+			bindings = append(bindings, model.Binding{User: u, DID: did})
+		}
 	}
-	e.observe("account_deleted_cleared", int(n))
-	e.Log.Info("account deleted on the PDS: unset atproto of its moods", "user", acct.User, "did", acct.DID, "moods", n)
-	return n, nil
+	for _, b := range bindings {
+		if err := e.accountStatus(ctx, b, status); err != nil {
+			return reactivated, err
+		}
+		if status == model.StatusActive && b.Inactive() {
+			reactivated = append(reactivated, b.User)
+		}
+	}
+	return reactivated, nil
 }
 
-// ReconcileUser compares a user's whole repo with their moods and repairs
-// Mongo (and, by the orphan and duplicate rules, the repo): every record
-// goes through DecideUpsert as if it had just been written, and every mood
-// whose rkey no record holds goes through DecideDelete as if its record had
-// just been deleted. It is what the consumer runs after a gap in the
-// firehose, and what audit and cleanup run on demand.
-func (e *Engine) ReconcileUser(ctx context.Context, user string, opts ...Option) (Tally, error) {
-	fs, err := e.firehoseStore()
+func (e *Engine) accountStatus(ctx context.Context, b model.Binding, status string) error {
+	defer e.lockUser(b.User)()
+	if err := e.Store.SetStatus(ctx, b.User, b.DID, status); err != nil {
+		return fmt.Errorf("record status of %s: %w", b.User, err)
+	}
+	if status != b.Status {
+		e.observe("account_"+status, 1)
+		e.Log.Info("account status changed", "user", b.User, "did", b.DID, "status", status, "was", b.Status)
+	}
+	if status != model.StatusDeleted {
+		return nil
+	}
+	n, err := e.Store.ClearUserRkeys(ctx, b.User)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("unset atproto of %s: %w", b.User, err)
 	}
-	o := buildOptions(opts)
-	acct, err := fs.Account(ctx, user)
-	if err != nil {
-		return nil, fmt.Errorf("look up account of %s: %w", user, err)
-	}
-	if acct == nil || acct.DID == "" {
-		return nil, model.Permanent("user %s has no PDS account", user)
-	}
-	defer e.lockUser(user)()
-
-	records, err := e.readRepo(ctx, acct.DID)
-	if err != nil {
-		return nil, err
-	}
-	// Oldest first, so when several records name one mood the earliest is
-	// the one kept, whatever order the listing came in.
-	sort.Slice(records, func(i, j int) bool { return records[i].Rkey < records[j].Rkey })
-
-	ids := make([]string, 0, len(records))
-	for _, r := range records {
-		if model.ValidID(r.Value.MoodID()) {
-			ids = append(ids, r.Value.MoodID())
-		}
-	}
-	moods := map[string]*model.Mood{}
-	if len(ids) > 0 {
-		if moods, err = fs.Moods(ctx, ids); err != nil {
-			return nil, fmt.Errorf("read moods of %s: %w", user, err)
-		}
-	}
-
-	tally := Tally{}
-	var errs []error
-	listed := make(map[string]bool, len(records))
-	acted := map[string]bool{} // moods changed by an earlier record: read again
-	for _, r := range records {
-		listed[r.Rkey] = true
-		op := Upsert{Rkey: r.Rkey, Invalid: r.Invalid}
-		if r.Invalid == "" {
-			v := r.Value
-			op.Value = &v
-		}
-		var known *model.Mood
-		if op.Value != nil && !acted[op.Value.MoodID()] {
-			known = moods[op.Value.MoodID()]
-		}
-		v, err := e.applyUpsert(ctx, fs, *acct, op, known, o)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("record %s: %w", r.Rkey, err))
-			continue
-		}
-		tally[v]++
-		if op.Value != nil && v != VerdictConfirm {
-			acted[op.Value.MoodID()] = true
-		}
-	}
-
-	all, err := fs.UserMoods(ctx, user)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("read moods of %s: %w", user, err))
-		return tally, errors.Join(errs...)
-	}
-	for _, m := range all {
-		if m.Rkey == "" || listed[m.Rkey] {
-			continue
-		}
-		// Not in the listing: deleted on the PDS, unless it was written
-		// after the listing was taken (the publisher at work). The delete
-		// path reads the record again before touching a live mood.
-		v, err := e.applyDelete(ctx, fs, *acct, m.Rkey, true)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("mood %s: %w", m.ID, err))
-			continue
-		}
-		tally[v]++
-	}
-	return tally, errors.Join(errs...)
+	e.observe("account_deleted_cleared", int(n))
+	e.Log.Info("account deleted on the PDS: unset atproto of its moods", "user", b.User, "did", b.DID, "moods", n)
+	return nil
 }

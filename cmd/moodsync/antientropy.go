@@ -3,8 +3,9 @@ package main
 // What the anti-entropy commands (audit, backfill, cleanup, purge) share:
 // their settings, opening Mongo and the PDS client, choosing the users and
 // working through them with bounded concurrency. They decide nothing
-// themselves: reconcile.Compare classifies, reconcile.Plan* plans, the
-// engine carries out.
+// themselves: each user goes through the engine's one whole-user reconcile
+// (reconcile.Engine.ReconcileUser) with the command's scope, and the
+// command prints what it found, planned and did.
 
 import (
 	"context"
@@ -54,10 +55,10 @@ func newAEFlags(name string, stderr io.Writer, single bool) *aeFlags {
 	return f
 }
 
-// compare parses args (then runs check, for the command's own flags),
-// opens Mongo and the PDS client, and compares the chosen users. The
-// caller closes env.in.
-func (f *aeFlags) compare(ctx context.Context, args []string, stderr io.Writer, check func() error) (*aeEnv, []compared, error) {
+// reconcile parses args (then runs check, for the command's own flags),
+// opens Mongo and the PDS client, and reconciles the chosen users with the
+// options opts returns (called after check). The caller closes env.in.
+func (f *aeFlags) reconcile(ctx context.Context, args []string, stderr io.Writer, check func() error, opts func() reconcile.ReconcileOptions) (*aeEnv, []compared, error) {
 	if err := f.fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
@@ -75,7 +76,7 @@ func (f *aeFlags) compare(ctx context.Context, args []string, stderr io.Writer, 
 		env.in.Close()
 		return nil, nil, err
 	}
-	return env, compareAll(ctx, env.engine, accts, f.concurrency, stderr), nil
+	return env, reconcileAll(ctx, env.engine, accts, f.concurrency, opts(), stderr), nil
 }
 
 // aeEnv is what an anti-entropy command works with.
@@ -154,20 +155,32 @@ func eachAccount(ctx context.Context, accts []model.Account, n int, fn func(i in
 	wg.Wait()
 }
 
-// compared is the compare of one user, or why there is none.
+// compared is the reconcile of one user, or why there is none.
 type compared struct {
-	acct   model.Account
-	report *reconcile.Report
-	err    error
+	acct    model.Account
+	report  *reconcile.Report
+	plan    reconcile.Plan
+	results []reconcile.FixResult
+	err     error
 }
 
-// compareAll compares every account, n at once, with a progress bar.
-func compareAll(ctx context.Context, e *reconcile.Engine, accts []model.Account, n int, stderr io.Writer) []compared {
+// reconcileAll reconciles every account, n at once, with a progress bar.
+// Fixes that failed are in results; err is for a user that could not be
+// compared at all.
+func reconcileAll(ctx context.Context, e *reconcile.Engine, accts []model.Account, n int, o reconcile.ReconcileOptions, stderr io.Writer) []compared {
 	out := make([]compared, len(accts))
-	bar := newProgress(stderr, "comparing users", len(accts))
+	label := "reconciling users"
+	if o.DryRun {
+		label = "comparing users"
+	}
+	bar := newProgress(stderr, label, len(accts))
 	eachAccount(ctx, accts, n, func(i int, acct model.Account) {
-		r, err := e.CompareAccount(ctx, acct)
-		out[i] = compared{acct: acct, report: r, err: err}
+		res, err := e.ReconcileUser(ctx, acct.User, reconcile.CauseOperator, o)
+		c := compared{acct: acct, err: err}
+		if res != nil {
+			c.report, c.plan, c.results, c.err = res.Report, res.Plan, res.Results, nil
+		}
+		out[i] = c
 		bar.Add(1)
 	})
 	bar.Finish()
@@ -279,24 +292,21 @@ func parseRate(s string) (float64, error) {
 	return 0, fmt.Errorf("bad rate %q: want N/s or N/m", s)
 }
 
-// startAntiEntropy starts the daemon's periodic full compare (off when
-// --anti-entropy-every is 0), one user at a time, reporting each pass to
-// the metrics.
-func startAntiEntropy(ctx context.Context, wg *sync.WaitGroup, cfg *Config, e *reconcile.Engine, store *mongostore.Store, m *metrics, log *slog.Logger) {
+// startAntiEntropy starts the daemon's periodic pass (off when
+// --anti-entropy-every is 0) once the firehose follower has made its first
+// start's sweep, so a fresh install reads each repo once, reporting each
+// pass to the metrics.
+func startAntiEntropy(ctx context.Context, cfg *Config, sweep *reconcile.Sweep, follower interface{ WaitReady(context.Context) error }, m *metrics, log *slog.Logger) error {
 	if cfg.AntiEntropyEvery <= 0 {
 		log.Info("anti-entropy off")
-		return
+		return nil
 	}
 	ae := &reconcile.AntiEntropy{
-		Engine: e, Users: store, State: store, Every: cfg.AntiEntropyEvery, Log: log,
-		Options: reconcile.FixOptions{KeepOrphans: !cfg.DeleteOrphans},
-		OnPass: func(r reconcile.PassResult) {
-			m.antiEntropyPass(r.Started, r.Users, r.Failed, r.Drift, r.Fixed)
-		},
+		Sweep: sweep, Every: cfg.AntiEntropyEvery, Log: log,
+		OnPass: func(r reconcile.PassResult) { m.antiEntropyPass(r.Started, r.Queued) },
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = ae.Run(ctx)
-	}()
+	if err := follower.WaitReady(ctx); err != nil {
+		return nil
+	}
+	return ae.Run(ctx)
 }

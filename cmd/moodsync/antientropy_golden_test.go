@@ -29,7 +29,7 @@ func TestAntiEntropyCLIGolden(t *testing.T) {
 	}
 	runCLICases(t, cases)
 
-	results := fixedCompare()
+	results := fixedCompare(reconcile.ScopeAll)
 	t.Run("audit-text.golden", func(t *testing.T) {
 		var out bytes.Buffer
 		writeAuditText(&out, newAuditOutput(results))
@@ -44,18 +44,19 @@ func TestAntiEntropyCLIGolden(t *testing.T) {
 	})
 	t.Run("cleanup-dry-run.golden", func(t *testing.T) {
 		var out bytes.Buffer
-		writeCleanup(&out, results, planCleanup(results), true)
+		writeCleanup(&out, fixedCompare(reconcile.ScopeCleanup), true)
 		golden(t, "cleanup-dry-run.golden", out.Bytes())
 	})
 	t.Run("backfill-dry-run.golden", func(t *testing.T) {
 		var out bytes.Buffer
-		writeBackfillPlan(&out, planBackfill(results, 0))
+		writeBackfillPlan(&out, fixedCompare(reconcile.ScopeBackfill))
 		golden(t, "backfill-dry-run.golden", out.Bytes())
 	})
 	t.Run("backfill-limit", func(t *testing.T) {
 		n := 0
-		for _, p := range planBackfill(results, 1) {
-			for _, fx := range p.fixes {
+		limit := limitCreates(1)
+		for _, p := range fixedCompare(reconcile.ScopeBackfill) {
+			for _, fx := range limit(p.plan.Fixes) {
 				if fx.Kind == reconcile.FixCreate {
 					n++
 				}
@@ -67,9 +68,9 @@ func TestAntiEntropyCLIGolden(t *testing.T) {
 	})
 }
 
-// fixedCompare is a compare of two users with some of every class, and a
-// third that could not be compared.
-func fixedCompare() []compared {
+// fixedCompare is a compare of two users with some of every class, planned
+// for scope, and a third that could not be compared.
+func fixedCompare(scope reconcile.Scope) []compared {
 	when := time.Date(2025, 10, 14, 19, 30, 0, 0, time.UTC)
 	id := func(n int) string { return fmt.Sprintf("507f1f77bcf86cd7994390%02d", n) }
 	mood := func(n int, user, rkey string, deleted bool) *model.Mood {
@@ -92,10 +93,13 @@ func fixedCompare() []compared {
 	}
 	b := []*model.Mood{mood(10, bob.User, "3kbbbbbbbbb10", false), mood(11, bob.User, "", false)}
 	bRecs := []model.Record{rec("3kbbbbbbbbb11", b[1]), rec("3kbbbbbbbbb12", a[1])}
+	planned := func(acct model.Account, r *reconcile.Report) compared {
+		return compared{acct: acct, report: r, plan: reconcile.PlanFixes(r, reconcile.Policy{Scope: scope, MassDeleteLimit: reconcile.DefaultMassDeleteLimit})}
+	}
 	return []compared{
-		{acct: alice, report: reconcile.Compare(alice, a, nil, aRecs)},
-		{acct: bob, report: reconcile.Compare(bob, b, map[string]*model.Mood{a[1].ID: a[1]}, bRecs)},
-		{acct: model.Account{User: "auth0|carol", DID: "did:plc:carol"}, err: fmt.Errorf("read repo of did:plc:carol: RepoNotFound")},
+		planned(alice, reconcile.Compare(alice, a, nil, aRecs)),
+		planned(bob, reconcile.Compare(bob, b, map[string]*model.Mood{a[1].ID: a[1]}, bRecs)),
+		{acct: model.Account{User: "auth0|carol", DID: "did:plc:carol"}, err: fmt.Errorf("read repo of did:plc:carol: account did:plc:carol is deleted")},
 	}
 }
 

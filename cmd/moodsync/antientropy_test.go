@@ -446,14 +446,19 @@ func TestBackfillInterruptedThenRerun(t *testing.T) {
 	}
 }
 
-// TestRunAntiEntropyRepairsWithoutIntents: a mood the app never published
-// an intent for is written by the daemon's first anti-entropy pass.
-func TestRunAntiEntropyRepairsWithoutIntents(t *testing.T) {
+// TestRunFreshInstallReadsEachRepoOnce: on a fresh install with
+// anti-entropy on, the first start queues a reconcile of every user, which
+// writes a mood the app never published an intent for; the first periodic
+// pass finds that sweep just made and queues nobody again, so each repo is
+// exported exactly once (getRepo counted at a proxy in front of the PDS).
+func TestRunFreshInstallReadsEachRepoOnce(t *testing.T) {
 	w := newAEWorld(t)
+	proxy := devenv.NewProxy(t, w.pds.URL)
 	alice := w.user()
+	others := []*devenv.Account{w.user(), w.user()}
 	id := devenv.InsertMood(t, w.store, alice.User, "never published", time.Now())
 	d := &daemon{t: t, env: []string{
-		"MOODSYNC_PDS_URL=" + w.pds.URL,
+		"MOODSYNC_PDS_URL=" + proxy.URL,
 		"MOODSYNC_PLC_URL=" + w.pds.PLCURL,
 		"MOODSYNC_MONGO_URI=" + devenv.MongoURI(t),
 		"MOODSYNC_MONGO_DB=" + w.store.DB.Name(),
@@ -464,15 +469,24 @@ func TestRunAntiEntropyRepairsWithoutIntents(t *testing.T) {
 		"MOODSYNC_LOG_FORMAT=text",
 	}}
 	d.start()
-	devenv.Eventually(t, 60*time.Second, "anti-entropy pass wrote the record", func() bool {
+	devenv.Eventually(t, 60*time.Second, "the first start's reconcile wrote the record", func() bool {
 		m := w.mood(id)
 		return m != nil && m.Rkey != ""
 	})
-	devenv.Eventually(t, 30*time.Second, "pass logged", func() bool {
-		return strings.Contains(d.logs.String(), "anti-entropy pass finished")
+	devenv.Eventually(t, 30*time.Second, "the first periodic pass scheduled, not run", func() bool {
+		return strings.Contains(d.logs.String(), "anti-entropy: next pass scheduled")
+	})
+	devenv.Eventually(t, 30*time.Second, "every user's reconcile done", func() bool {
+		return proxy.Count("com.atproto.sync.getRepo") >= 1+len(others)
 	})
 	if code := d.stop(); code != 0 {
 		t.Fatalf("run exited %d:\n%s", code, d.logs.String())
+	}
+	if n := proxy.Count("com.atproto.sync.getRepo"); n != 1+len(others) {
+		t.Errorf("%d repo exports for %d users, want one each", n, 1+len(others))
+	}
+	if n := strings.Count(d.logs.String(), "queued a reconcile of every user"); n != 1 {
+		t.Errorf("%d sweeps of every user, want 1", n)
 	}
 	recs := w.records(alice.DID)
 	if len(recs) != 1 || recs[0].Rkey != w.mood(id).Rkey {

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/whistlegraph/moodsync/reconcile"
 )
 
-// auditCommand compares Mongo and the PDS for users and reports drift. It
-// changes nothing.
+// auditCommand compares Mongo and the PDS for users and reports drift and
+// the plan the daemon's reconcile would carry out. It changes nothing.
 type auditCommand struct{ stdout, stderr io.Writer }
 
 // driftExitCode is audit's exit code with --fail-on-drift when something
@@ -22,7 +23,9 @@ func (c *auditCommand) Run(ctx context.Context, args []string) error {
 	var asJSON, failOnDrift bool
 	f.fs.BoolVar(&asJSON, "json", false, "print the report as JSON (full ids) instead of text")
 	f.fs.BoolVar(&failOnDrift, "fail-on-drift", false, fmt.Sprintf("exit %d when anything is to repair (spoofed, invalid and mismatched records are notices: they never fail)", driftExitCode))
-	env, results, err := f.compare(ctx, args, c.stderr, nil)
+	env, results, err := f.reconcile(ctx, args, c.stderr, nil, func() reconcile.ReconcileOptions {
+		return reconcile.ReconcileOptions{DryRun: true}
+	})
 	if err != nil {
 		return err
 	}
@@ -59,7 +62,11 @@ type userAudit struct {
 	ATProto  reconcile.ATProtoCounts `json:"atproto"`
 	Drift    int                     `json:"drift"`
 	Findings []reconcile.Finding     `json:"findings"`
-	Error    string                  `json:"error,omitempty"`
+	// Plan is what a reconcile of the user would do; Held the soft
+	// deletes the mass-delete guard would keep back.
+	Plan  []reconcile.Fix `json:"plan"`
+	Held  int             `json:"held,omitempty"`
+	Error string          `json:"error,omitempty"`
 }
 
 type auditTotal struct {
@@ -86,6 +93,7 @@ func newAuditOutput(results []compared) auditOutput {
 		}
 		r := res.report
 		u.Mongo, u.ATProto, u.Findings, u.Drift = r.Mongo, r.ATProto, r.Findings, r.Drift()
+		u.Plan, u.Held = append([]reconcile.Fix{}, res.plan.Fixes...), len(res.plan.Held)
 		out.Total.Mongo.Add(r.Mongo)
 		out.Total.ATProto.Add(r.ATProto)
 		out.Total.Drift += u.Drift
@@ -173,6 +181,7 @@ func writeAuditText(w io.Writer, out auditOutput) {
 			}
 			fmt.Fprintf(w, "  - %s (%s: %s)\n", plural(len(ids), line.one, line.many), kind, shortList(ids))
 		}
+		writePlan(w, u)
 		fmt.Fprintln(w)
 	}
 	t := out.Total
@@ -188,4 +197,27 @@ func writeAuditText(w io.Writer, out auditOutput) {
 		fmt.Fprintf(w, " (backfill: %d, cleanup: %d)", backfill, t.Drift-backfill)
 	}
 	fmt.Fprintf(w, "; notices: %d\n", t.Notices)
+}
+
+// writePlan says what a reconcile of the user would do, fix kinds counted
+// in plan order, and what the mass-delete guard would hold back.
+func writePlan(w io.Writer, u userAudit) {
+	var kinds []reconcile.FixKind
+	count := map[reconcile.FixKind]int{}
+	for _, fx := range u.Plan {
+		if count[fx.Kind] == 0 {
+			kinds = append(kinds, fx.Kind)
+		}
+		count[fx.Kind]++
+	}
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %d", k, count[k])
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "Plan: %s\n", strings.Join(parts, ", "))
+	}
+	if u.Held > 0 {
+		fmt.Fprintf(w, "  ⛔ mass-delete guard: %s would be held (cleanup --user %s --allow-mass-delete)\n", plural(u.Held, "soft delete", "soft deletes"), u.User)
+	}
 }

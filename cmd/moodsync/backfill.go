@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
+	"sync"
 
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
@@ -33,79 +33,68 @@ func (c *backfillCommand) Run(ctx context.Context, args []string) error {
 	f.fs.IntVar(&limit, "limit", 0, "write at most N records (0: no limit)")
 	f.fs.BoolVar(&dryRun, "dry-run", false, "print exactly what would be written, and write nothing")
 	f.fs.StringVar(&rateFlag, "rate", "", "at most N records written a second over all users, e.g. 50/s (default: no limit)")
-	env, results, err := f.compare(ctx, args, c.stderr, func() (err error) {
+	env, results, err := f.reconcile(ctx, args, c.stderr, func() (err error) {
 		rate, err = parseRate(rateFlag)
 		return err
+	}, func() reconcile.ReconcileOptions {
+		o := reconcile.ReconcileOptions{Scope: reconcile.ScopeBackfill, DryRun: dryRun,
+			Select: limitCreates(limit),
+			Fix:    reconcile.FixOptions{Progress: c.written}}
+		if pc := newPacer(rate); pc != nil {
+			o.Fix.Pace = pc.wait
+			o.Fix.Chunk = max(1, min(reconcile.MaxBatch, int(rate)))
+		}
+		return o
 	})
 	if err != nil {
 		return err
 	}
 	defer env.in.Close()
-	plans := planBackfill(results, limit)
 	if dryRun {
-		writeBackfillPlan(c.stdout, plans)
-		return plansError(plans)
+		writeBackfillPlan(c.stdout, results)
+		return comparedError(results)
 	}
-	total := 0
-	for _, p := range plans {
-		total += len(p.fixes)
-	}
-	bar := newProgress(c.stderr, "backfilling moods", total)
-	fo := reconcile.FixOptions{Progress: func(n int) {
-		bar.Add(n)
-		if c.written != nil {
-			c.written(n)
-		}
-	}}
-	if pc := newPacer(rate); pc != nil {
-		fo.Pace = pc.wait
-		fo.Chunk = max(1, min(reconcile.MaxBatch, int(rate)))
-	}
-	var failed atomic.Int64
-	eachAccount(ctx, accountsOf(plans), f.concurrency, func(i int, acct model.Account) {
-		p := &plans[i]
-		if p.err != nil || len(p.fixes) == 0 {
-			return
-		}
-		p.results = env.engine.ApplyFixes(ctx, acct, p.fixes, fo)
-		if err := reconcile.FixErrors(p.results); err != nil {
-			failed.Add(1)
-			env.log.Warn("backfill: user not finished", "user", acct.User, "did", acct.DID, "err", err)
-		}
-	})
-	bar.Finish()
-	writeBackfillResults(c.stdout, plans)
+	writeBackfillResults(c.stdout, results)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted (run it again to finish): %w", err)
 	}
-	if n := failed.Load(); n > 0 {
+	if n := unfinished(results); n > 0 {
 		return fmt.Errorf("%d users not finished (run it again to finish)", n)
 	}
-	return plansError(plans)
+	return nil
 }
 
-// userPlan is the fixes for one user and, once run, their results.
-type userPlan struct {
-	acct    model.Account
-	fixes   []reconcile.Fix
-	results []reconcile.FixResult
-	err     error // the compare failed
-}
-
-func accountsOf(plans []userPlan) []model.Account {
-	out := make([]model.Account, len(plans))
-	for i, p := range plans {
-		out[i] = p.acct
+// limitCreates keeps at most limit creates over every user (0: no limit);
+// links are free.
+func limitCreates(limit int) func([]reconcile.Fix) []reconcile.Fix {
+	if limit <= 0 {
+		return nil
 	}
-	return out
+	var mu sync.Mutex
+	left := limit
+	return func(fixes []reconcile.Fix) []reconcile.Fix {
+		mu.Lock()
+		defer mu.Unlock()
+		kept := fixes[:0:0]
+		for _, fx := range fixes {
+			if fx.Kind == reconcile.FixCreate {
+				if left == 0 {
+					continue
+				}
+				left--
+			}
+			kept = append(kept, fx)
+		}
+		return kept
+	}
 }
 
-// plansError reports users whose compare failed.
-func plansError(plans []userPlan) error {
+// comparedError reports users that could not be compared.
+func comparedError(results []compared) error {
 	var errs []error
-	for _, p := range plans {
-		if p.err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p.acct.User, p.err))
+	for _, r := range results {
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.acct.User, r.err))
 		}
 	}
 	if len(errs) > 0 {
@@ -114,39 +103,16 @@ func plansError(plans []userPlan) error {
 	return nil
 }
 
-// planBackfill plans every user's backfill; with limit > 0 only the first
-// limit records are written (users in order, links are free).
-func planBackfill(results []compared, limit int) []userPlan {
-	plans := make([]userPlan, len(results))
-	left := limit
-	for i, res := range results {
-		plans[i] = userPlan{acct: res.acct, err: res.err}
-		if res.err != nil {
-			continue
-		}
-		for _, fx := range reconcile.PlanBackfill(res.report) {
-			if fx.Kind == reconcile.FixCreate && limit > 0 {
-				if left == 0 {
-					continue
-				}
-				left--
-			}
-			plans[i].fixes = append(plans[i].fixes, fx)
-		}
-	}
-	return plans
-}
-
 // writeBackfillPlan prints what a backfill would write: every record in
 // full, and every link.
-func writeBackfillPlan(w io.Writer, plans []userPlan) {
+func writeBackfillPlan(w io.Writer, results []compared) {
 	creates, links := 0, 0
-	for _, p := range plans {
+	for _, p := range results {
 		if p.err != nil {
 			fmt.Fprintf(w, "%s (%s): could not compare: %v\n", p.acct.User, p.acct.DID, p.err)
 			continue
 		}
-		for _, fx := range p.fixes {
+		for _, fx := range p.plan.Fixes {
 			uri := model.URI(p.acct.DID, fx.Rkey)
 			switch fx.Kind {
 			case reconcile.FixCreate:
@@ -164,14 +130,14 @@ func writeBackfillPlan(w io.Writer, plans []userPlan) {
 }
 
 // writeBackfillResults prints a line per user that had work, and a total.
-func writeBackfillResults(w io.Writer, plans []userPlan) {
+func writeBackfillResults(w io.Writer, results []compared) {
 	var created, linked, failed, changed int
-	for _, p := range plans {
+	for _, p := range results {
 		if p.err != nil {
 			fmt.Fprintf(w, "%s (%s): could not compare: %v\n", p.acct.User, p.acct.DID, p.err)
 			continue
 		}
-		if len(p.fixes) == 0 {
+		if len(p.plan.Fixes) == 0 {
 			continue
 		}
 		var c, l, f, ch int
@@ -187,7 +153,7 @@ func writeBackfillResults(w io.Writer, plans []userPlan) {
 				l++
 			}
 		}
-		f += len(p.fixes) - len(p.results) // never started
+		f += len(p.plan.Fixes) - len(p.results) // never started
 		fmt.Fprintf(w, "%s: created %d, linked %d", p.acct.User, c, l)
 		if ch > 0 {
 			fmt.Fprintf(w, ", %d changed meanwhile", ch)

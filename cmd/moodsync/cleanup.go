@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
@@ -18,41 +18,30 @@ type cleanupCommand struct{ stdout, stderr io.Writer }
 
 func (c *cleanupCommand) Run(ctx context.Context, args []string) error {
 	f := newAEFlags("cleanup", c.stderr, false)
-	var dryRun bool
+	var dryRun, allowMassDelete bool
 	f.fs.BoolVar(&dryRun, "dry-run", false, "print what would be done, and change nothing")
-	env, results, err := f.compare(ctx, args, c.stderr, nil)
+	f.fs.BoolVar(&allowMassDelete, "allow-mass-delete", false, "soft-delete every mood whose record is missing from the repo, even more than the mass-delete guard allows (needs --user)")
+	env, results, err := f.reconcile(ctx, args, c.stderr, func() error {
+		if allowMassDelete && f.user == "" {
+			return errors.New("--allow-mass-delete needs --user: look at one user's drift at a time")
+		}
+		return nil
+	}, func() reconcile.ReconcileOptions {
+		return reconcile.ReconcileOptions{Scope: reconcile.ScopeCleanup, DryRun: dryRun,
+			AllowMassDelete: allowMassDelete}
+	})
 	if err != nil {
 		return err
 	}
 	defer env.in.Close()
-	plans := planCleanup(results)
-	total := 0
-	for _, p := range plans {
-		total += len(p.fixes)
-	}
-	var failed atomic.Int64
-	if !dryRun {
-		bar := newProgress(c.stderr, "cleaning up", total)
-		fo := reconcile.FixOptions{Progress: bar.Add}
-		eachAccount(ctx, accountsOf(plans), f.concurrency, func(i int, acct model.Account) {
-			if p := &plans[i]; p.err == nil && len(p.fixes) > 0 {
-				p.results = env.engine.ApplyFixes(ctx, acct, p.fixes, fo)
-				if err := reconcile.FixErrors(p.results); err != nil {
-					failed.Add(1)
-					env.log.Warn("cleanup: user not finished", "user", acct.User, "did", acct.DID, "err", err)
-				}
-			}
-		})
-		bar.Finish()
-	}
-	writeCleanup(c.stdout, results, plans, dryRun)
+	writeCleanup(c.stdout, results, dryRun)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted (run it again to finish): %w", err)
 	}
-	if n := failed.Load(); n > 0 {
+	if n := unfinished(results); n > 0 {
 		return fmt.Errorf("%d users not finished (run it again)", n)
 	}
-	return plansError(plans)
+	return nil
 }
 
 // noticeNames name the records cleanup leaves alone.
@@ -60,18 +49,6 @@ var noticeNames = map[reconcile.Class]string{
 	reconcile.ClassSpoof:        "spoofed",
 	reconcile.ClassInvalid:      "invalid",
 	reconcile.ClassTextMismatch: "mismatched",
-}
-
-// planCleanup plans every compared user's cleanup.
-func planCleanup(results []compared) []userPlan {
-	plans := make([]userPlan, len(results))
-	for i, res := range results {
-		plans[i] = userPlan{acct: res.acct, err: res.err}
-		if res.err == nil {
-			plans[i].fixes = reconcile.PlanCleanup(res.report)
-		}
-	}
-	return plans
 }
 
 // describeFix says what a fix does, in the words of the report.
@@ -90,6 +67,10 @@ func describeFix(did string, fx reconcile.Fix) string {
 		return fmt.Sprintf("soft-delete mood %s: its record %s was deleted on the PDS", fx.MoodID, fx.Rkey)
 	case reconcile.FixClear:
 		return fmt.Sprintf("unset atproto of soft-deleted mood %s (record %s)", fx.MoodID, fx.Rkey)
+	case reconcile.FixRewrite:
+		return fmt.Sprintf("write mood %s again: its record %s is missing from the repo", fx.MoodID, fx.Rkey)
+	case reconcile.FixCreate:
+		return fmt.Sprintf("create record %s for mood %s", uri, fx.MoodID)
 	}
 	return fmt.Sprintf("%s %s", fx.Kind, uri)
 }
@@ -108,11 +89,11 @@ func outcome(r reconcile.FixResult) string {
 }
 
 // writeCleanup prints, per user with anything to say, the fixes (with
-// their outcome unless dry) and the notices left alone.
-func writeCleanup(w io.Writer, results []compared, plans []userPlan, dryRun bool) {
-	fixes, done, left, backfill := 0, 0, 0, 0
-	for i, res := range results {
-		p := plans[i]
+// their outcome unless dry), what the mass-delete guard held back, and the
+// notices left alone.
+func writeCleanup(w io.Writer, results []compared, dryRun bool) {
+	fixes, done, left, backfill, held := 0, 0, 0, 0, 0
+	for _, res := range results {
 		if res.err != nil {
 			fmt.Fprintf(w, "🧹 %s (%s): could not compare: %v\n", res.acct.User, res.acct.DID, res.err)
 			continue
@@ -126,17 +107,18 @@ func writeCleanup(w io.Writer, results []compared, plans []userPlan, dryRun bool
 				backfill++
 			}
 		}
-		if len(p.fixes) == 0 && len(notices) == 0 {
+		p := res.plan
+		if len(p.Fixes) == 0 && len(notices) == 0 && len(p.Held) == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "🧹 Cleanup for user: %s (%s)\n", res.acct.User, res.acct.DID)
-		for j, fx := range p.fixes {
+		for j, fx := range p.Fixes {
 			fixes++
 			switch {
 			case dryRun:
 				fmt.Fprintf(w, "  would %s\n", describeFix(res.acct.DID, fx))
-			case j < len(p.results):
-				o := outcome(p.results[j])
+			case j < len(res.results):
+				o := outcome(res.results[j])
 				if o == "done" {
 					done++
 				}
@@ -144,6 +126,11 @@ func writeCleanup(w io.Writer, results []compared, plans []userPlan, dryRun bool
 			default:
 				fmt.Fprintf(w, "  %s: not started\n", describeFix(res.acct.DID, fx))
 			}
+		}
+		if len(p.Held) > 0 {
+			held += len(p.Held)
+			fmt.Fprintf(w, "  ⛔ mass-delete guard: %s missing from the repo, none soft-deleted (check the repo, then: moodsync cleanup --user %s --allow-mass-delete)\n",
+				plural(len(p.Held), "live mood's record is", "live moods' records are"), res.acct.User)
 		}
 		for _, n := range notices {
 			left++
@@ -156,7 +143,21 @@ func writeCleanup(w io.Writer, results []compared, plans []userPlan, dryRun bool
 	} else {
 		fmt.Fprintf(w, "cleanup: %d of %s done; %s left alone\n", done, plural(fixes, "fix", "fixes"), plural(left, "record", "records"))
 	}
+	if held > 0 {
+		fmt.Fprintf(w, "%s held by the mass-delete guard\n", plural(held, "soft delete", "soft deletes"))
+	}
 	if backfill > 0 {
 		fmt.Fprintf(w, "%s not synced: run moodsync backfill\n", plural(backfill, "mood is", "moods are"))
 	}
+}
+
+// unfinished counts the users whose compare or some fix failed.
+func unfinished(results []compared) int {
+	n := 0
+	for _, r := range results {
+		if r.err != nil || reconcile.FixErrors(r.results) != nil {
+			n++
+		}
+	}
+	return n
 }

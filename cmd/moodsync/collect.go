@@ -35,7 +35,7 @@ type stateCollector struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	follower follower
-	probe    *headProbe
+	probe    *consumer.HeadProbe
 	base     consumer.Stats // counters of finished terms
 }
 
@@ -103,7 +103,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // startTerm is called when this replica starts following the firehose.
-func (c *stateCollector) startTerm(f follower, p *headProbe) {
+func (c *stateCollector) startTerm(f follower, p *consumer.HeadProbe) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.follower, c.probe = f, p
@@ -178,7 +178,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
 		if probe != nil {
-			if head, behind, secs, ok := probe.lag(cur.Cursor, time.Now()); ok {
+			if head, behind, secs, ok := probe.Lag(cur.Cursor, time.Now()); ok {
 				ch <- prometheus.MustNewConstMetric(descHead, prometheus.GaugeValue, float64(head))
 				ch <- prometheus.MustNewConstMetric(descLagEvents, prometheus.GaugeValue, float64(behind))
 				ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, secs)

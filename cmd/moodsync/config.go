@@ -35,6 +35,7 @@ type Config struct {
 	VerifyCommits      bool
 	DeleteOrphans      bool
 	AntiEntropyEvery   time.Duration
+	MassDeleteLimit    int
 }
 
 // configFlags binds the settings a subcommand uses onto its flag set.

@@ -4,21 +4,23 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/whistlegraph/moodsync/consumer"
+	"github.com/whistlegraph/moodsync/publisher"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 )
 
-// startConsumer follows the firehose until ctx ends: the PDS → Mongo half
-// of the daemon. The metrics read its counters and position at scrape
-// time, and the lag probe measures how far behind the live head it is.
-func startConsumer(ctx context.Context, wg *sync.WaitGroup, cfg *Config, engine *reconcile.Engine, store *mongostore.Store, m *metrics, log *slog.Logger, errs chan<- error) {
+// follow is one leader term: the firehose follower (the PDS → Mongo half
+// of the daemon), its lag probe, and the periodic anti-entropy pass, until
+// ctx ends or one fails. The metrics read the follower's counters and
+// position at scrape time.
+func follow(ctx context.Context, cfg *Config, engine *reconcile.Engine, store *mongostore.Store, queue publisher.Queue, sweep *reconcile.Sweep, m *metrics, log *slog.Logger) error {
 	fh, err := cfg.firehoseURL()
 	if err != nil {
-		errs <- err
-		return
+		return err
 	}
 	cons, err := consumer.New(consumer.Config{
 		FirehoseURL: fh,
@@ -26,23 +28,16 @@ func startConsumer(ctx context.Context, wg *sync.WaitGroup, cfg *Config, engine 
 		SkipVerify:  !cfg.VerifyCommits,
 		KeepOrphans: !cfg.DeleteOrphans,
 		Log:         log,
-	}, engine, store)
+	}, engine, store, queue, sweep)
 	if err != nil {
-		errs <- fmt.Errorf("firehose consumer: %w", err)
-		return
+		return fmt.Errorf("firehose consumer: %w", err)
 	}
-	probe := newHeadProbe(fh, log)
+	probe := consumer.NewHeadProbe(fh, log)
 	m.state.startTerm(cons, probe)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		probe.Run(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		defer m.state.endTerm()
-		if err := cons.Run(ctx); err != nil {
-			errs <- err
-		}
-	}()
+	defer m.state.endTerm()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { probe.Run(gctx); return nil })
+	g.Go(func() error { return cons.Run(gctx) })
+	g.Go(func() error { return startAntiEntropy(gctx, cfg, sweep, cons, m, log) })
+	return g.Wait()
 }

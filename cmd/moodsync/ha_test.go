@@ -169,7 +169,11 @@ func TestTwoReplicasShareIntentsOneFollowsAndAStandbyTakesOver(t *testing.T) {
 			return err == nil && m[id] != nil && m[id].Rkey != ""
 		}
 	}
-	applied := func(r *replica) float64 { return r.metric(t, "moodsync_intents_total", `outcome="applied"`) }
+	// The app's create intents (the first start's reconcile intents count
+	// under op="reconcile").
+	applied := func(r *replica) float64 {
+		return r.metric(t, "moodsync_intents_total", `op="create"`, `outcome="applied"`)
+	}
 
 	// Intents one at a time (at least six) until both replicas have applied
 	// some: each takes the next from the one durable consumer when it asks.

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/whistlegraph/moodsync/publisher/intent"
+	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
 
@@ -21,10 +22,10 @@ type metrics struct {
 
 	leader        prometheus.Gauge
 	leaderChanges *prometheus.CounterVec
-	aePasses      *prometheus.CounterVec
-	aeUsersFailed prometheus.Counter
+	aePasses      prometheus.Counter
 	driftFound    prometheus.Counter
 	driftFixed    prometheus.Counter
+	guardTrips    prometheus.Counter
 	aeLastPass    prometheus.Gauge
 	// state is read at scrape time: the firehose follower, the lag probe,
 	// NATS reconnects and the streams (collect.go).
@@ -56,26 +57,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.leaderChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moodsync_leader_changes_total", Help: "Leadership changes of this replica, by reason (acquired, released, lost).",
 	}, []string{"reason"})
-	m.aePasses = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "moodsync_anti_entropy_passes_total", Help: "Anti-entropy passes over every user, by result (ok, partial: some users failed).",
-	}, []string{"result"})
-	m.aeUsersFailed = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "moodsync_anti_entropy_users_failed_total", Help: "Users an anti-entropy pass could not fully compare or repair.",
+	m.aePasses = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moodsync_anti_entropy_passes_total", Help: "Periodic anti-entropy passes that queued a reconcile of every user.",
 	})
 	m.driftFound = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "moodsync_drift_found_total", Help: "Disagreements between Mongo and the PDS found by anti-entropy.",
+		Name: "moodsync_drift_found_total", Help: "Disagreements between Mongo and the PDS found by whole-user reconciles.",
 	})
 	m.driftFixed = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "moodsync_drift_fixed_total", Help: "Fixes anti-entropy carried out.",
+		Name: "moodsync_drift_fixed_total", Help: "Fixes whole-user reconciles carried out.",
+	})
+	m.guardTrips = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moodsync_mass_delete_guard_trips_total", Help: "Whole-user reconciles that found more of a user's records missing than the mass-delete guard allows, and soft-deleted none of them.",
 	})
 	m.aeLastPass = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "moodsync_anti_entropy_last_pass_timestamp_seconds", Help: "When the last anti-entropy pass of this replica started (Unix time).",
 	})
 	for _, r := range []string{"acquired", "released", "lost"} {
 		m.leaderChanges.WithLabelValues(r)
-	}
-	for _, r := range []string{"ok", "partial"} {
-		m.aePasses.WithLabelValues(r)
 	}
 	for _, op := range intentOps {
 		for _, o := range []string{"applied", "retry", "dead"} {
@@ -89,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	build.Set(1)
 	m.state = &stateCollector{}
 	reg.MustRegister(m.intents, m.actions, m.logins, m.refreshes, m.writeSeconds,
-		m.leader, m.leaderChanges, m.aePasses, m.aeUsersFailed, m.driftFound, m.driftFixed, m.aeLastPass, build, m.state,
+		m.leader, m.leaderChanges, m.aePasses, m.driftFound, m.driftFixed, m.guardTrips, m.aeLastPass, build, m.state,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -105,17 +103,12 @@ func (m *metrics) leadership(leading bool, reason string) {
 }
 
 // antiEntropyPass is the hook for the end of an anti-entropy pass
-// (reconcile.AntiEntropy.OnPass): users compared, users that failed,
-// drift found and fixes carried out.
-func (m *metrics) antiEntropyPass(started time.Time, users, failed, drift, fixed int) {
-	result := "ok"
-	if failed > 0 {
-		result = "partial"
+// (reconcile.AntiEntropy.OnPass): the users queued (0 when a sweep had
+// just done it).
+func (m *metrics) antiEntropyPass(started time.Time, queued int) {
+	if queued > 0 {
+		m.aePasses.Inc()
 	}
-	m.aePasses.WithLabelValues(result).Inc()
-	m.aeUsersFailed.Add(float64(failed))
-	m.driftFound.Add(float64(drift))
-	m.driftFixed.Add(float64(fixed))
 	m.aeLastPass.Set(float64(started.Unix()))
 }
 
@@ -130,8 +123,19 @@ func (m *metrics) intent(op, outcome string) {
 	m.intents.WithLabelValues(op, outcome).Inc()
 }
 
+// engineAction is the engine's Observe hook. Drift and the mass-delete
+// guard have series of their own; every other action is counted by name.
 func (m *metrics) engineAction(action string, n int) {
-	m.actions.WithLabelValues(action).Add(float64(n))
+	switch action {
+	case reconcile.ActionDriftFound:
+		m.driftFound.Add(float64(n))
+	case reconcile.ActionDriftFixed:
+		m.driftFixed.Add(float64(n))
+	case reconcile.ActionMassDeleteGuard:
+		m.guardTrips.Add(float64(n))
+	default:
+		m.actions.WithLabelValues(action).Add(float64(n))
+	}
 }
 
 func (m *metrics) instrumentPDS(c *pdsclient.Client) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/whistlegraph/moodsync/publisher"
 	"github.com/whistlegraph/moodsync/reconcile"
@@ -36,6 +38,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	cf.bool(&cfg.VerifyCommits, "verify-commits", true, "verify firehose commit signatures and MST inversion")
 	cf.bool(&cfg.DeleteOrphans, "delete-orphans", true, "delete records whose mood is deleted or missing")
 	cf.duration(&cfg.AntiEntropyEvery, "anti-entropy-every", 24*time.Hour, "how often every user is compared in full; 0 turns it off")
+	cf.int(&cfg.MassDeleteLimit, "mass-delete-limit", reconcile.DefaultMassDeleteLimit, "most moods of one user a whole-user pass soft-deletes because their records are missing; over it, none are")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -63,55 +66,51 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	m.instrumentPDS(pds)
 	engine := reconcile.NewEngine(in.Store, pds, log)
 	engine.Observe = m.engineAction
-	pub := publisher.New(in.JS, engine, publisher.Config{Concurrency: cfg.PublishConcurrency}, log)
+	engine.MassDeleteLimit = cfg.MassDeleteLimit
+	queue := publisher.Queue{JS: in.JS}
+	sweep := &reconcile.Sweep{Users: in.Store, Queue: queue, State: in.Store, Log: log}
+	pub := publisher.New(in.JS, engine, publisher.Config{Concurrency: cfg.PublishConcurrency, KeepOrphans: !cfg.DeleteOrphans}, log)
 	pub.Observe = m.intent
-
 	lead := newLeadership(in.JS, m, log)
 
 	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(reg, &in, lead.readiness()), ReadHeaderTimeout: 5 * time.Second}
-	httpErr := make(chan error, 1)
-	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			httpErr <- err
-		}
-	}()
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
 	log.Info("moodsync running", "version", Version, "pds", cfg.PDSURL, "http", cfg.HTTPAddr)
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := pub.Run(runCtx); err != nil {
-			errs <- err
+	// The components run until the signal or until one fails: then the
+	// others are stopped and waited for.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return pub.Run(gctx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
 		}
-	}()
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
 	// The firehose is followed, and anti-entropy run, by one replica: the
 	// lease holder.
-	lead.start(runCtx, &wg, errs, func(ctx context.Context, wg *sync.WaitGroup, errs chan<- error) {
-		startConsumer(ctx, wg, &cfg, engine, in.Store, m, log, errs)
-		startAntiEntropy(ctx, wg, &cfg, engine, in.Store, m, log)
+	g.Go(func() error {
+		return lead.run(gctx, func(ctx context.Context) error {
+			return follow(ctx, &cfg, engine, in.Store, queue, sweep, m, log)
+		})
 	})
 	if c.ready != nil {
 		close(c.ready)
 	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("stopping: signal received")
-	case runErr = <-errs:
-		log.Error("stopping: component failed", "err", runErr)
-	case runErr = <-httpErr:
-		log.Error("stopping: HTTP server failed", "err", runErr)
+	err = g.Wait()
+	if err != nil {
+		log.Error("stopped: component failed", "err", err)
+	} else {
+		log.Info("moodsync stopped")
 	}
-	cancel()
-	wg.Wait()
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	_ = srv.Shutdown(sctx)
-	log.Info("moodsync stopped")
-	return runErr
+	return err
 }

@@ -39,6 +39,10 @@ type Intent struct {
 	MongoID string `json:"mongoId,omitempty"`
 	User    string `json:"user"`
 	DID     string `json:"did,omitempty"`
+	// Cause says why a reconcile was asked for (moodsync's own: first
+	// start, a firehose gap, the periodic pass, a restored PDS, …); it
+	// decides what a record missing from the repo means. Optional.
+	Cause string `json:"cause,omitempty"`
 }
 
 // Subject is the subject an intent is published on.

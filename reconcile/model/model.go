@@ -117,3 +117,32 @@ func NormalizeID(s string) string {
 func URI(did, rkey string) string {
 	return fmt.Sprintf("at://%s/%s/%s", did, Collection, rkey)
 }
+
+// Binding is what moodsync remembers of a user's account, in its own
+// collection: the DID the user's rkeys belong to, and the account status as
+// last seen (on the firehose, or in the PDS's answers). When the users row
+// names another DID, the rkeys are of the old repo and are cleared.
+type Binding struct {
+	User     string    `bson:"_id" json:"user"`
+	DID      string    `bson:"did" json:"did"`
+	Status   string    `bson:"status,omitempty" json:"status,omitempty"`
+	StatusAt time.Time `bson:"statusAt,omitempty" json:"statusAt,omitzero"`
+}
+
+// Inactive reports whether the status parks the user's writes.
+func (b *Binding) Inactive() bool {
+	return b != nil && InactiveStatus(b.Status)
+}
+
+// InactiveStatus reports whether an account status parks writes: every
+// status but active (or none recorded).
+func InactiveStatus(status string) bool {
+	return status != "" && status != StatusActive
+}
+
+// RepoStatus is the PDS's own word on a repo (com.atproto.sync.getRepoStatus).
+type RepoStatus struct {
+	Active bool
+	Status string // when inactive: deactivated, takendown, suspended, deleted
+	Rev    string
+}

@@ -1,6 +1,7 @@
 // Package mongostore is the MongoDB side of the reconcile engine: the app's
 // `moods` and `users` collections, and moodsync's own state in collections
-// prefixed `moodsync_` (cached PDS sessions, firehose cursors).
+// prefixed `moodsync_` (cached PDS sessions, firehose cursors, DID bindings
+// and account statuses).
 package mongostore
 
 import (
@@ -32,6 +33,7 @@ type Store struct {
 	users    *mongo.Collection
 	sessions *mongo.Collection
 	cursors  *mongo.Collection
+	bindings *mongo.Collection
 }
 
 // Connect dials uri and returns a store over database db. It does not wait
@@ -58,6 +60,7 @@ func New(client *mongo.Client, db string) *Store {
 		users:    d.Collection(UsersCollection),
 		sessions: d.Collection(SessionsCollection),
 		cursors:  d.Collection(CursorsCollection),
+		bindings: d.Collection(BindingsCollection),
 	}
 }
 
@@ -84,6 +87,13 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("users indexes: %w", err)
+	}
+	_, err = s.bindings.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "did", Value: 1}},
+		Options: options.Index().SetName("moodsync_binding_did"),
+	})
+	if err != nil {
+		return fmt.Errorf("%s indexes: %w", BindingsCollection, err)
 	}
 	return nil
 }

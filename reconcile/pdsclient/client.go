@@ -135,7 +135,10 @@ func (c *Client) session(ctx context.Context, did string, fresh bool) (*atclient
 	}
 	api, err := atclient.LoginWithPasswordHost(ctx, c.host, did, password, "", c.refreshed(did))
 	if err != nil {
-		err = classify(err)
+		err = classify(did, err)
+		if model.IsPermanent(err) {
+			return nil, err
+		}
 		if apiErrorStatus(err) == http.StatusUnauthorized {
 			// Wrong password or account gone: retrying cannot help until an
 			// operator fixes the users row. The error names no secret.
@@ -191,7 +194,7 @@ func (c *Client) withSession(ctx context.Context, did string, fn func(api *atcli
 	if err != nil {
 		return err
 	}
-	err = classify(fn(api))
+	err = classify(did, fn(api))
 	if !isAuthFailure(err) {
 		return err
 	}
@@ -203,7 +206,7 @@ func (c *Client) withSession(ctx context.Context, did string, fn func(api *atcli
 	if err != nil {
 		return err
 	}
-	return classify(fn(api))
+	return classify(did, fn(api))
 }
 
 // ForgetSession drops the cached session of did (after a purge).
@@ -241,19 +244,22 @@ func isAuthFailure(err error) bool {
 	return apiErrorStatus(err) == http.StatusUnauthorized
 }
 
-// permanentNames are PDS answers about the account itself: no retry helps.
-var permanentNames = map[string]bool{
-	"RepoNotFound":       true,
-	"RepoTakendown":      true,
-	"RepoDeactivated":    true,
-	"RepoSuspended":      true,
-	"AccountTakedown":    true,
-	"AccountDeactivated": true,
+// inactiveNames are PDS answers about the account itself, with the status
+// each one reports: nothing succeeds until the account is active again.
+var inactiveNames = map[string]string{
+	"RepoDeactivated":    model.StatusDeactivated,
+	"AccountDeactivated": model.StatusDeactivated,
+	"RepoTakendown":      model.StatusTakendown,
+	"AccountTakedown":    model.StatusTakendown,
+	"RepoSuspended":      model.StatusSuspended,
+	"RepoNotFound":       model.StatusDeleted,
+	"AccountNotFound":    model.StatusDeleted,
 }
 
-// classify sorts an XRPC error into transport (retry later), permanent
-// (dead-letter) or other (the request was refused).
-func classify(err error) error {
+// classify sorts an XRPC error about did's repo into transport (retry
+// later), inactive or permanent (dead-letter), or other (the request was
+// refused).
+func classify(did string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -269,8 +275,8 @@ func classify(err error) error {
 		case ae.StatusCode == http.StatusTooManyRequests, ae.StatusCode == http.StatusBadGateway,
 			ae.StatusCode == http.StatusServiceUnavailable, ae.StatusCode == http.StatusGatewayTimeout:
 			return &model.TransportError{Err: err}
-		case permanentNames[ae.Name]:
-			return model.Permanent("PDS refused: %s", ae.Error())
+		case inactiveNames[ae.Name] != "":
+			return model.Inactive(did, inactiveNames[ae.Name])
 		}
 		return err
 	}

@@ -41,19 +41,19 @@ func (c *Client) getRepo(ctx context.Context, did string) ([]byte, error) {
 	req.Headers.Set("Accept", "application/vnd.ipld.car")
 	resp, err := c.Public().Do(ctx, req)
 	if err != nil {
-		return nil, classify(err)
+		return nil, classify(did, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, classify(err)
+		return nil, classify(did, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		var eb atclient.ErrorBody
 		if json.Unmarshal(body, &eb) != nil {
-			return nil, classify(&atclient.APIError{StatusCode: resp.StatusCode})
+			return nil, classify(did, &atclient.APIError{StatusCode: resp.StatusCode})
 		}
-		return nil, classify(eb.APIError(resp.StatusCode))
+		return nil, classify(did, eb.APIError(resp.StatusCode))
 	}
 	return body, nil
 }

@@ -3,6 +3,8 @@ package pdsclient
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atclient"
@@ -60,9 +62,13 @@ func (c *Client) CreateRecord(ctx context.Context, did, rkey string, v model.Rec
 	})
 }
 
-// DeleteRecord implements reconcile.PDS.
-func (c *Client) DeleteRecord(ctx context.Context, did, rkey string) error {
+// DeleteRecord implements reconcile.PDS. With swapCID set, the PDS deletes
+// the record only if it is still the one with that CID.
+func (c *Client) DeleteRecord(ctx context.Context, did, rkey, swapCID string) error {
 	in := map[string]any{"repo": did, "collection": model.Collection, "rkey": rkey}
+	if swapCID != "" {
+		in["swapRecord"] = swapCID
+	}
 	return c.withSession(ctx, did, func(api *atclient.APIClient) error {
 		return c.timed("deleteRecord", func() error {
 			return api.Post(ctx, syntax.NSID("com.atproto.repo.deleteRecord"), in, nil)
@@ -90,7 +96,7 @@ func (c *Client) GetRecord(ctx context.Context, did, rkey string) (*model.Record
 		if apiErrorName(err) == "RecordNotFound" {
 			return nil, nil
 		}
-		return nil, classify(err)
+		return nil, c.classifyRead(ctx, did, err)
 	}
 	r := toRecord(out)
 	return &r, nil
@@ -110,7 +116,7 @@ func (c *Client) ListRecords(ctx context.Context, did string) ([]model.Record, e
 			Records []recordOut `json:"records"`
 		}
 		if err := c.Public().Get(ctx, syntax.NSID("com.atproto.repo.listRecords"), params, &out); err != nil {
-			return nil, classify(err)
+			return nil, c.classifyRead(ctx, did, err)
 		}
 		for _, r := range out.Records {
 			all = append(all, toRecord(r))
@@ -120,4 +126,55 @@ func (c *Client) ListRecords(ctx context.Context, did string) ([]model.Record, e
 		}
 		cursor = out.Cursor
 	}
+}
+
+// classifyRead classifies a failed public read of did's repo. The reference
+// PDS answers reads of a deactivated, taken-down or deleted repo with a
+// plain 400 InvalidRequest ("Could not find repo", "Could not locate
+// record"), which says neither why nor whether it lasts: the repo's status
+// says which.
+func (c *Client) classifyRead(ctx context.Context, did string, err error) error {
+	var ae *atclient.APIError
+	if !errors.As(err, &ae) || ae.Name != "InvalidRequest" ||
+		!(strings.HasPrefix(ae.Message, "Could not find repo") || strings.HasPrefix(ae.Message, "Could not locate record")) {
+		return classify(did, err)
+	}
+	st, serr := c.RepoStatus(ctx, did)
+	switch {
+	case serr != nil:
+		return serr
+	case !st.Active:
+		return model.Inactive(did, st.Status)
+	}
+	// Active again by now: the read raced a reactivation; try again.
+	return &model.TransportError{Err: err}
+}
+
+// RepoStatus implements reconcile.PDS (com.atproto.sync.getRepoStatus,
+// public). A repo the PDS does not know is reported deleted.
+func (c *Client) RepoStatus(ctx context.Context, did string) (model.RepoStatus, error) {
+	var out struct {
+		Active bool    `json:"active"`
+		Status *string `json:"status"`
+		Rev    *string `json:"rev"`
+	}
+	err := c.Public().Get(ctx, syntax.NSID("com.atproto.sync.getRepoStatus"), map[string]any{"did": did}, &out)
+	if err != nil {
+		err = classify(did, err)
+		if st, ok := model.IsInactive(err); ok {
+			return model.RepoStatus{Status: st}, nil
+		}
+		return model.RepoStatus{}, err
+	}
+	st := model.RepoStatus{Active: out.Active}
+	if out.Status != nil {
+		st.Status = *out.Status
+	}
+	if out.Rev != nil {
+		st.Rev = *out.Rev
+	}
+	if !st.Active && st.Status == "" {
+		st.Status = "inactive"
+	}
+	return st, nil
 }

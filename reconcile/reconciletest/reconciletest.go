@@ -5,6 +5,7 @@ package reconciletest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -12,22 +13,24 @@ import (
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
-// Store is an in-memory reconcile.FirehoseStore that also keeps accounts
-// and firehose cursors, as mongostore.Store does.
+// Store is an in-memory reconcile.Store that also keeps firehose cursors,
+// as mongostore.Store does.
 type Store struct {
 	mu       sync.Mutex
 	moods    map[string]*model.Mood
 	accounts map[string]model.Account // by user
+	bindings map[string]model.Binding // by user
 	cursors  map[string]int64
 }
 
-var _ reconcile.FirehoseStore = (*Store)(nil)
+var _ reconcile.Store = (*Store)(nil)
 
 // NewStore returns an empty store.
 func NewStore() *Store {
 	return &Store{
 		moods:    map[string]*model.Mood{},
 		accounts: map[string]model.Account{},
+		bindings: map[string]model.Binding{},
 		cursors:  map[string]int64{},
 	}
 }
@@ -111,6 +114,66 @@ func (s *Store) AccountByDID(_ context.Context, did string) (*model.Account, err
 		}
 	}
 	return nil, nil
+}
+
+// UsersOfDID implements reconcile.Store.
+func (s *Store) UsersOfDID(_ context.Context, did string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, a := range s.accounts {
+		if a.DID == did {
+			out = append(out, a.User)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Binding implements reconcile.Store.
+func (s *Store) Binding(_ context.Context, user string) (*model.Binding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.bindings[user]; ok {
+		return &b, nil
+	}
+	return nil, nil
+}
+
+// BindingsOfDID implements reconcile.Store.
+func (s *Store) BindingsOfDID(_ context.Context, did string) ([]model.Binding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []model.Binding
+	for _, b := range s.bindings {
+		if b.DID == did {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// Bind implements reconcile.Store.
+func (s *Store) Bind(_ context.Context, user, did, prev string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.bindings[user]
+	if (prev == "" && ok) || (prev != "" && (!ok || b.DID != prev)) {
+		return false, nil
+	}
+	s.bindings[user] = model.Binding{User: user, DID: did}
+	return true, nil
+}
+
+// SetStatus implements reconcile.Store.
+func (s *Store) SetStatus(_ context.Context, user, did, status string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.bindings[user]; ok && b.DID == did {
+		b.Status = status
+		s.bindings[user] = b
+	}
+	return nil
 }
 
 // Accounts returns every account.
@@ -239,15 +302,46 @@ func (s *Store) DeleteCursor(_ context.Context, stream string) error {
 
 // PDS is an in-memory reconcile.PDS: repos of records by DID.
 type PDS struct {
-	mu      sync.Mutex
-	repos   map[string]map[string]model.Record
-	Deleted []string // rkeys deleted through DeleteRecord, in order
+	mu       sync.Mutex
+	repos    map[string]map[string]model.Record
+	inactive map[string]string // DID → status
+	cids     int
+	Deleted  []string // rkeys deleted through DeleteRecord, in order
+	Exports  int      // ExportRecords calls
 }
 
 var _ reconcile.PDS = (*PDS)(nil)
 
 // NewPDS returns a PDS with no records.
-func NewPDS() *PDS { return &PDS{repos: map[string]map[string]model.Record{}} }
+func NewPDS() *PDS {
+	return &PDS{repos: map[string]map[string]model.Record{}, inactive: map[string]string{}}
+}
+
+// SetStatus makes a repo inactive with status (deactivated, takendown,
+// deleted), or active again with "".
+func (p *PDS) SetStatus(did, status string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if status == "" {
+		delete(p.inactive, did)
+	} else {
+		p.inactive[did] = status
+	}
+}
+
+// refuse is the error for an inactive repo; p.mu is held.
+func (p *PDS) refuse(did string) error {
+	if st := p.inactive[did]; st != "" {
+		return model.Inactive(did, st)
+	}
+	return nil
+}
+
+// newCID is a fresh CID-like name for a record version; p.mu is held.
+func (p *PDS) newCID() string {
+	p.cids++
+	return fmt.Sprintf("cid%d", p.cids)
+}
 
 // Put stores a record as its user would write it.
 func (p *PDS) Put(did string, r model.Record) {
@@ -255,6 +349,9 @@ func (p *PDS) Put(did string, r model.Record) {
 	defer p.mu.Unlock()
 	if p.repos[did] == nil {
 		p.repos[did] = map[string]model.Record{}
+	}
+	if r.CID == "" {
+		r.CID = p.newCID()
 	}
 	p.repos[did][r.Rkey] = r
 }
@@ -279,7 +376,7 @@ func (p *PDS) ApplyWrites(ctx context.Context, did string, writes []model.Write)
 	for _, w := range writes {
 		var err error
 		if w.Delete {
-			err = p.DeleteRecord(ctx, did, w.Rkey)
+			err = p.DeleteRecord(ctx, did, w.Rkey, "")
 		} else {
 			err = p.CreateRecord(ctx, did, w.Rkey, w.Value)
 		}
@@ -294,20 +391,29 @@ func (p *PDS) ApplyWrites(ctx context.Context, did string, writes []model.Write)
 func (p *PDS) CreateRecord(_ context.Context, did, rkey string, v model.RecordValue) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.refuse(did); err != nil {
+		return err
+	}
 	if _, taken := p.repos[did][rkey]; taken {
 		return model.Permanent("rkey %s taken", rkey)
 	}
 	if p.repos[did] == nil {
 		p.repos[did] = map[string]model.Record{}
 	}
-	p.repos[did][rkey] = model.Record{Rkey: rkey, Value: v}
+	p.repos[did][rkey] = model.Record{Rkey: rkey, CID: p.newCID(), Value: v}
 	return nil
 }
 
 // DeleteRecord implements reconcile.PDS.
-func (p *PDS) DeleteRecord(_ context.Context, did, rkey string) error {
+func (p *PDS) DeleteRecord(_ context.Context, did, rkey, swapCID string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.refuse(did); err != nil {
+		return err
+	}
+	if r, ok := p.repos[did][rkey]; ok && swapCID != "" && r.CID != swapCID {
+		return fmt.Errorf("InvalidSwap: record %s is not %s", rkey, swapCID)
+	}
 	delete(p.repos[did], rkey)
 	p.Deleted = append(p.Deleted, rkey)
 	return nil
@@ -317,6 +423,9 @@ func (p *PDS) DeleteRecord(_ context.Context, did, rkey string) error {
 func (p *PDS) GetRecord(_ context.Context, did, rkey string) (*model.Record, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.refuse(did); err != nil {
+		return nil, err
+	}
 	if r, ok := p.repos[did][rkey]; ok {
 		return &r, nil
 	}
@@ -327,9 +436,33 @@ func (p *PDS) GetRecord(_ context.Context, did, rkey string) (*model.Record, err
 func (p *PDS) ListRecords(_ context.Context, did string) ([]model.Record, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.refuse(did); err != nil {
+		return nil, err
+	}
 	out := make([]model.Record, 0, len(p.repos[did]))
 	for _, r := range p.repos[did] {
 		out = append(out, r)
 	}
 	return out, nil
 }
+
+// ExportRecords implements reconcile.PDS.
+func (p *PDS) ExportRecords(ctx context.Context, did string) ([]model.Record, error) {
+	p.mu.Lock()
+	p.Exports++
+	p.mu.Unlock()
+	return p.ListRecords(ctx, did)
+}
+
+// RepoStatus implements reconcile.PDS.
+func (p *PDS) RepoStatus(_ context.Context, did string) (model.RepoStatus, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st := p.inactive[did]; st != "" {
+		return model.RepoStatus{Status: st}, nil
+	}
+	return model.RepoStatus{Active: true}, nil
+}
+
+// ForgetSession implements reconcile.PDS.
+func (p *PDS) ForgetSession(context.Context, string) error { return nil }

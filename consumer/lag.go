@@ -1,9 +1,8 @@
-package main
+package consumer
 
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -11,18 +10,17 @@ import (
 	"github.com/bluesky-social/indigo/events"
 	"github.com/bluesky-social/indigo/events/schedulers/sequential"
 	"github.com/gorilla/websocket"
-
-	"github.com/whistlegraph/moodsync/consumer"
+	"github.com/whistlegraph/moodsync/reconcile/backoff"
 )
 
-// headProbe measures how far the firehose follower is behind. It keeps a
+// HeadProbe measures how far the firehose follower is behind. It keeps a
 // second, cursor-less subscription to the firehose, which only ever sees
 // live events: the newest seq it saw is the head, and the arrival time of
 // the oldest event the follower has not handled yet is how long the
 // follower is behind. It runs on the leader only. It reads every frame a
 // second time: cheap on the app's own PDS; against a busy relay it doubles
 // the traffic.
-type headProbe struct {
+type HeadProbe struct {
 	url string
 	log *slog.Logger
 
@@ -40,31 +38,28 @@ type arrival struct {
 // maxPending bounds the arrivals kept while the follower is far behind.
 const maxPending = 1 << 16
 
-func newHeadProbe(url string, log *slog.Logger) *headProbe {
-	return &headProbe{url: url, log: log.With("component", "lag-probe"), since: time.Now()}
+// NewHeadProbe returns a probe of the firehose at url; Run starts it.
+func NewHeadProbe(url string, log *slog.Logger) *HeadProbe {
+	return &HeadProbe{url: url, log: log.With("component", "lag-probe"), since: time.Now()}
 }
 
 // Run follows the live firehose until ctx ends, reconnecting with backoff.
-func (p *headProbe) Run(ctx context.Context) {
-	wait := time.Second
+func (p *HeadProbe) Run(ctx context.Context) {
+	retry := backoff.New(time.Second, 30*time.Second)
 	for ctx.Err() == nil {
 		err := p.once(ctx)
 		if ctx.Err() != nil {
 			return
 		}
+		wait := retry.Next()
 		p.log.Debug("lag probe disconnected; reconnecting", "err", err, "in", wait)
-		t := time.NewTimer(wait/2 + rand.N(wait/2))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
-		wait = min(wait*2, 30*time.Second)
 	}
 }
 
-func (p *headProbe) once(ctx context.Context) error {
+func (p *HeadProbe) once(ctx context.Context) error {
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment}
 	con, resp, err := d.DialContext(ctx, p.url, http.Header{"User-Agent": []string{"moodsync-lag-probe"}})
 	if resp != nil && resp.Body != nil {
@@ -73,7 +68,7 @@ func (p *headProbe) once(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	con.SetReadLimit(consumer.MaxFrameBytes)
+	con.SetReadLimit(MaxFrameBytes)
 	sched := sequential.NewScheduler("moodsync-lag-probe", func(_ context.Context, xev *events.XRPCStreamEvent) error {
 		if seq, ok := xev.GetSequence(); ok && seq > 0 {
 			p.saw(seq, time.Now())
@@ -83,7 +78,7 @@ func (p *headProbe) once(ctx context.Context) error {
 	return events.HandleRepoStream(ctx, con, sched, p.log)
 }
 
-func (p *headProbe) saw(seq int64, at time.Time) {
+func (p *HeadProbe) saw(seq int64, at time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if seq <= p.head {
@@ -99,10 +94,10 @@ func (p *headProbe) saw(seq int64, at time.Time) {
 	}
 }
 
-// lag is where the follower stands against the head, given the seq it
+// Lag is where the follower stands against the head, given the seq it
 // handled last: the head seq, events behind and seconds behind. known is
 // false until the probe has seen a live event (an idle firehose).
-func (p *headProbe) lag(handled int64, now time.Time) (head, behind int64, seconds float64, known bool) {
+func (p *HeadProbe) Lag(handled int64, now time.Time) (head, behind int64, seconds float64, known bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	i := 0

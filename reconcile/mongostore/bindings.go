@@ -1,0 +1,94 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/whistlegraph/moodsync/reconcile/model"
+)
+
+// BindingsCollection keeps, per user, the DID their rkeys belong to and the
+// account status last seen (model.Binding).
+const BindingsCollection = "moodsync_accounts"
+
+// Binding returns the binding of user, nil when there is none yet.
+func (s *Store) Binding(ctx context.Context, user string) (*model.Binding, error) {
+	var b model.Binding
+	err := s.bindings.FindOne(ctx, bson.D{{Key: "_id", Value: user}}).Decode(&b)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// BindingsOfDID returns the bindings to did (one, unless rows were
+// misconfigured).
+func (s *Store) BindingsOfDID(ctx context.Context, did string) ([]model.Binding, error) {
+	cur, err := s.bindings.Find(ctx, bson.D{{Key: "did", Value: did}}, options.Find().SetLimit(16))
+	if err != nil {
+		return nil, err
+	}
+	var out []model.Binding
+	return out, cur.All(ctx, &out)
+}
+
+// Bind binds user to did if the binding still names prev ("" when there is
+// none): compare-and-set, so two replicas noticing the same change rebind
+// once. A rebind forgets the status, which was the old account's.
+func (s *Store) Bind(ctx context.Context, user, did, prev string) (bool, error) {
+	if prev == "" {
+		_, err := s.bindings.InsertOne(ctx, model.Binding{User: user, DID: did})
+		if mongo.IsDuplicateKeyError(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	res, err := s.bindings.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: user}, {Key: "did", Value: prev}},
+		bson.D{
+			{Key: "$set", Value: bson.D{{Key: "did", Value: did}}},
+			{Key: "$unset", Value: bson.D{{Key: "status", Value: ""}, {Key: "statusAt", Value: ""}}},
+		})
+	if err != nil {
+		return false, err
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// SetStatus records the account status of user's binding to did; it does
+// nothing when the user is bound to another DID by now.
+func (s *Store) SetStatus(ctx context.Context, user, did, status string) error {
+	_, err := s.bindings.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: user}, {Key: "did", Value: did}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: status}, {Key: "statusAt", Value: time.Now().UTC()}}}})
+	return err
+}
+
+// UsersOfDID returns the users whose users row names did (at most a few:
+// more than one is a misconfiguration moodsync refuses to act on).
+func (s *Store) UsersOfDID(ctx context.Context, did string) ([]string, error) {
+	cur, err := s.users.Find(ctx, bson.D{{Key: "atproto.did", Value: did}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(16))
+	if err != nil {
+		return nil, err
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		out[i] = d.ID
+	}
+	return out, nil
+}

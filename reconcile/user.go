@@ -1,0 +1,331 @@
+package reconcile
+
+// The one whole-user reconcile. Every caller — the reconcile intent (and
+// through it firehose gaps, first start, reactivation and the periodic
+// pass), audit, cleanup and backfill — runs ReconcileUser: a snapshot (the
+// user's moods, the DID their rkeys belong to, one repo export), the pure
+// Compare, a plan (PlanFixes, by cause and scope), and compare-and-set
+// writes through the engine paths that own each case: the firehose
+// verdicts for records and deletions, the publisher's for creates. Each
+// fix is decided again on the state it finds, so a plan taken a moment ago
+// can never make the engine undo newer work.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/whistlegraph/moodsync/reconcile/model"
+)
+
+// ReconcileOptions adjust one whole-user reconcile.
+type ReconcileOptions struct {
+	// Scope says which fixes are carried out (default all).
+	Scope Scope
+	// DryRun plans and changes nothing, not even the DID binding (audit,
+	// --dry-run).
+	DryRun bool
+	// AllowMassDelete lifts the mass-delete guard (an operator's
+	// cleanup --allow-mass-delete).
+	AllowMassDelete bool
+	// Select, when set, may drop fixes from the plan before they are
+	// carried out (backfill's --limit).
+	Select func(fixes []Fix) []Fix
+	// Fix adjusts how fixes are carried out.
+	Fix FixOptions
+}
+
+// FixOptions adjust how fixes are carried out.
+type FixOptions struct {
+	// KeepOrphans leaves orphaned records on the PDS (the orphan policy
+	// off); their fixes are reported as skipped.
+	KeepOrphans bool
+	// Chunk is how many creates go to the PDS at once (default and at most
+	// MaxBatch, one applyWrites call).
+	Chunk int
+	// Pace, when set, is called before each chunk of n creates and may
+	// wait (a rate limit); an error stops the creates.
+	Pace func(ctx context.Context, n int) error
+	// Progress, when set, is told how many fixes were just carried out.
+	Progress func(n int)
+}
+
+// Outcome is what one whole-user reconcile found and did.
+type Outcome struct {
+	Cause  Cause
+	Report *Report
+	Plan   Plan
+	// Results has one entry per fix of Plan.Fixes (none on a dry run).
+	Results []FixResult
+}
+
+// GuardTripped reports whether the mass-delete guard kept soft deletes back.
+func (o *Outcome) GuardTripped() bool { return o != nil && len(o.Plan.Held) > 0 }
+
+// ReconcileUser compares one user's moods with their repo and repairs what
+// differs, as cause and the options say. An error means the user could not
+// be compared (no account, an inactive one, a DID two users claim, the repo
+// unreadable) or some fixes failed (Results say which); errors that a retry
+// cannot fix are permanent (model.IsPermanent).
+func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o ReconcileOptions) (*Outcome, error) {
+	defer e.lockUser(user)()
+	out := &Outcome{Cause: cause}
+	acct, rebound, err := e.snapshotSubject(ctx, user, o.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	if rebound {
+		out.Cause = CauseDIDChanged
+	}
+	out.Report, err = e.compareAccount(ctx, acct)
+	if err != nil {
+		e.noteInactive(ctx, user, acct.DID, err)
+		return nil, err
+	}
+	out.Plan = PlanFixes(out.Report, Policy{
+		Missing:         DecideMissing(out.Cause),
+		MassDeleteLimit: e.massDeleteLimit(),
+		AllowMassDelete: o.AllowMassDelete,
+		Scope:           o.Scope,
+	})
+	if o.Select != nil {
+		out.Plan.Fixes = o.Select(out.Plan.Fixes)
+	}
+	if out.GuardTripped() {
+		e.observe(ActionMassDeleteGuard, 1)
+		e.Log.Warn("mass-delete guard: records of live moods are missing from the repo; none soft-deleted, left for an operator (cleanup --user … --allow-mass-delete)",
+			"user", user, "did", acct.DID, "cause", string(out.Cause), "missing", len(out.Plan.Held), "limit", e.massDeleteLimit())
+	}
+	if o.DryRun {
+		return out, nil
+	}
+	e.observe(ActionDriftFound, out.Report.Drift())
+	out.Results = e.applyFixes(ctx, acct, out.Plan.Fixes, o.Fix)
+	fixed := 0
+	for _, r := range out.Results {
+		if r.Err == nil && r.Skipped == "" {
+			fixed++
+		}
+	}
+	e.observe(ActionDriftFixed, fixed)
+	return out, FixErrors(out.Results)
+}
+
+// Actions the engine reports to Observe that have metrics of their own.
+const (
+	ActionDriftFound      = "drift_found"       // drift a whole-user reconcile found
+	ActionDriftFixed      = "drift_fixed"       // fixes it carried out
+	ActionMassDeleteGuard = "mass_delete_guard" // the guard kept soft deletes back
+)
+
+// MassDeleteLimit, when positive, replaces DefaultMassDeleteLimit.
+func (e *Engine) massDeleteLimit() int {
+	if e.MassDeleteLimit > 0 {
+		return e.MassDeleteLimit
+	}
+	return DefaultMassDeleteLimit
+}
+
+// snapshotSubject is subject for a reconcile; a dry run changes nothing,
+// so it only reads the binding: a changed DID is planned as the rebind
+// would leave it (every stored rkey missing from the new repo, rewritten).
+func (e *Engine) snapshotSubject(ctx context.Context, user string, dryRun bool) (model.Account, bool, error) {
+	if !dryRun {
+		acct, rebound, err := e.subject(ctx, user)
+		if err != nil {
+			return model.Account{}, false, err
+		}
+		return *acct, rebound, nil
+	}
+	acct, err := e.Store.Account(ctx, user)
+	if err != nil {
+		return model.Account{}, false, fmt.Errorf("look up account of %s: %w", user, err)
+	}
+	if acct == nil || acct.DID == "" {
+		return model.Account{}, false, model.Permanent("user %s has no PDS account", user)
+	}
+	if err := e.checkOneUser(ctx, acct.DID, user); err != nil {
+		return model.Account{}, false, err
+	}
+	b, err := e.Store.Binding(ctx, user)
+	if err != nil {
+		return model.Account{}, false, fmt.Errorf("read binding of %s: %w", user, err)
+	}
+	return *acct, b != nil && b.DID != acct.DID, nil
+}
+
+// readRepo reads every mood record of a repo from one export. Every
+// whole-user pass reads the repo through here; a read that fails is an
+// error, never an empty repo (a missing page is never a delete).
+func (e *Engine) readRepo(ctx context.Context, did string) ([]model.Record, error) {
+	records, err := e.PDS.ExportRecords(ctx, did)
+	if err != nil {
+		return nil, fmt.Errorf("read repo of %s: %w", did, err)
+	}
+	e.observe("repo_read", 1)
+	return records, nil
+}
+
+// compareAccount compares one account's moods with its repo. Mongo is read
+// first: a record the publisher writes meanwhile then shows as unlinked
+// (linking it is harmless) rather than as a stale rkey.
+func (e *Engine) compareAccount(ctx context.Context, acct model.Account) (*Report, error) {
+	moods, err := e.Store.UserMoods(ctx, acct.User)
+	if err != nil {
+		return nil, fmt.Errorf("read moods of %s: %w", acct.User, err)
+	}
+	records, err := e.readRepo(ctx, acct.DID)
+	if err != nil {
+		return nil, err
+	}
+	own := make(map[string]bool, len(moods))
+	for _, m := range moods {
+		own[m.ID] = true
+	}
+	var foreign []string
+	for _, r := range records {
+		if id := r.Value.MoodID(); r.Invalid == "" && model.ValidID(id) && !own[id] {
+			foreign = append(foreign, id)
+		}
+	}
+	others := map[string]*model.Mood{}
+	if len(foreign) > 0 {
+		if others, err = e.Store.Moods(ctx, foreign); err != nil {
+			return nil, fmt.Errorf("read moods named by %s: %w", acct.DID, err)
+		}
+	}
+	return Compare(acct, moods, others, records), nil
+}
+
+// FixResult is what carrying out one fix came to.
+type FixResult struct {
+	Fix Fix
+	// Verdict is what the engine decided on the state it found: Fix.Expect()
+	// when nothing had changed since the compare.
+	Verdict Verdict
+	// Skipped says why the fix was not attempted ("" when it was).
+	Skipped string
+	Err     error
+}
+
+// Changed reports whether the engine found the state changed since the
+// compare and did what the fresh state called for instead.
+func (r FixResult) Changed() bool {
+	return r.Err == nil && r.Skipped == "" && r.Verdict != r.Fix.Expect()
+}
+
+// FixErrors joins the errors of results.
+func FixErrors(results []FixResult) error {
+	var errs []error
+	for _, r := range results {
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", r.Fix.Kind, fixTarget(r.Fix), r.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func fixTarget(f Fix) string {
+	if f.Rkey == "" {
+		return "mood " + f.MoodID
+	}
+	return "rkey " + f.Rkey
+}
+
+// applyFixes carries out a plan for one account under its lock, in order,
+// and returns one result per fix. Record fixes go through the firehose's
+// upsert verdicts, mood fixes through its delete verdicts (which read the
+// record again before soft-deleting a live mood), creates through the
+// publisher's path.
+func (e *Engine) applyFixes(ctx context.Context, acct model.Account, fixes []Fix, fo FixOptions) []FixResult {
+	results := make([]FixResult, len(fixes))
+	for i, f := range fixes {
+		results[i].Fix = f
+	}
+	o := options{keepOrphans: fo.KeepOrphans}
+	kept := map[string]bool{}
+	var creates []int
+	for i, f := range fixes {
+		r := &results[i]
+		if err := ctx.Err(); err != nil {
+			r.Err = err
+			continue
+		}
+		switch f.Kind {
+		case FixCreate:
+			creates = append(creates, i)
+			continue
+		case FixRewrite:
+			if _, r.Err = e.Store.ClearRkey(ctx, f.MoodID, f.Rkey); r.Err == nil {
+				creates = append(creates, i)
+				continue
+			}
+		case FixDeleteOrphan:
+			if fo.KeepOrphans {
+				r.Skipped, kept[f.Rkey] = "orphan policy off", true
+				break
+			}
+			r.Verdict, r.Err = e.fixRecord(ctx, acct, f, o)
+		case FixLink, FixAdopt, FixDeleteDuplicate:
+			r.Verdict, r.Err = e.fixRecord(ctx, acct, f, o)
+		case FixSoftDelete, FixClear:
+			if kept[f.Rkey] {
+				r.Skipped = "its orphaned record is kept"
+				break
+			}
+			r.Verdict, r.Err = e.applyDelete(ctx, acct, f.Rkey, true)
+		default:
+			r.Err = model.Permanent("unknown fix %q", f.Kind)
+		}
+		e.progress(fo, 1)
+	}
+	e.createMoods(ctx, acct.User, results, creates, fo)
+	return results
+}
+
+func (e *Engine) progress(fo FixOptions, n int) {
+	if fo.Progress != nil && n > 0 {
+		fo.Progress(n)
+	}
+}
+
+func (e *Engine) fixRecord(ctx context.Context, acct model.Account, f Fix, o options) (Verdict, error) {
+	if f.Value == nil {
+		return "", model.Permanent("fix %s of rkey %s carries no record", f.Kind, f.Rkey)
+	}
+	v := *f.Value
+	return e.applyUpsert(ctx, acct, Upsert{Rkey: f.Rkey, Value: &v}, nil, o)
+}
+
+// createMoods writes the records of the create fixes at idx through the
+// publisher's path, in chunks of at most one applyWrites batch, paced.
+func (e *Engine) createMoods(ctx context.Context, user string, results []FixResult, idx []int, fo FixOptions) {
+	chunk := fo.Chunk
+	if chunk <= 0 || chunk > MaxBatch {
+		chunk = MaxBatch
+	}
+	for start := 0; start < len(idx); start += chunk {
+		part := idx[start:min(start+chunk, len(idx))]
+		err := ctx.Err()
+		if err == nil && fo.Pace != nil {
+			err = fo.Pace(ctx, len(part))
+		}
+		if err != nil {
+			for _, i := range idx[start:] {
+				results[i].Err = err
+			}
+			return
+		}
+		ids := make([]string, len(part))
+		for j, i := range part {
+			ids[j] = results[i].Fix.MoodID
+		}
+		synced := e.syncMoods(ctx, user, ids)
+		for _, i := range part {
+			if results[i].Err = synced[results[i].Fix.MoodID]; results[i].Err == nil {
+				results[i].Verdict = verdictCreated
+			}
+		}
+		e.progress(fo, len(part))
+	}
+}
