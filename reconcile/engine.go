@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
@@ -59,7 +58,7 @@ type Engine struct {
 	// Observe, when set, is told about every action taken, for metrics.
 	Observe func(action string, n int)
 
-	userLocks sync.Map // user → *sync.Mutex
+	userLocks keyedMutex // by user; released when no longer in use
 }
 
 // NewEngine returns an engine over the given store and PDS.
@@ -71,10 +70,7 @@ func NewEngine(store Store, pds PDS, log *slog.Logger) *Engine {
 }
 
 func (e *Engine) lockUser(user string) func() {
-	mu, _ := e.userLocks.LoadOrStore(user, &sync.Mutex{})
-	m := mu.(*sync.Mutex)
-	m.Lock()
-	return m.Unlock
+	return e.userLocks.lock(user)
 }
 
 func (e *Engine) observe(action string, n int) {
