@@ -58,7 +58,7 @@ func newAEFlags(name string, stderr io.Writer, single bool) *aeFlags {
 // opens Mongo and the PDS client, and compares the chosen users. The
 // caller closes env.in.
 func (f *aeFlags) compare(ctx context.Context, args []string, stderr io.Writer, check func() error) (*aeEnv, []compared, error) {
-	if err := f.fs.Parse(args); err != nil {
+	if err := parseFlags(f.fs, args); err != nil {
 		return nil, nil, err
 	}
 	if check != nil {

@@ -36,7 +36,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	cf.bool(&cfg.VerifyCommits, "verify-commits", true, "verify firehose commit signatures and MST inversion")
 	cf.bool(&cfg.DeleteOrphans, "delete-orphans", true, "delete records whose mood is deleted or missing")
 	cf.duration(&cfg.AntiEntropyEvery, "anti-entropy-every", 24*time.Hour, "how often every user is compared in full; 0 turns it off")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log, err := newLogger(&cfg, c.stderr)
