@@ -141,22 +141,3 @@ func (cfg *Config) firehoseURL() (string, error) {
 	u.Path = strings.TrimRight(u.Path, "/") + "/xrpc/com.atproto.sync.subscribeRepos"
 	return u.String(), nil
 }
-
-// redactURL hides credentials in a URL before it is logged. It takes
-// lists too (NATS: "nats://u:p@a:4222,nats://u:p@b:4222"; Mongo:
-// "mongodb://u:p@a,b,c/"), and hides everything before the "@" of a part it
-// cannot parse.
-func redactURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, p := range parts {
-		u, err := url.Parse(p)
-		switch {
-		case err == nil && u.User != nil:
-			parts[i] = u.Redacted()
-		case err != nil && strings.Contains(p, "@"):
-			scheme, _, _ := strings.Cut(p, "://")
-			parts[i] = scheme + "://xxxxx@" + p[strings.LastIndex(p, "@")+1:]
-		}
-	}
-	return strings.Join(parts, ",")
-}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -45,22 +44,5 @@ func TestHeadProbeKeepsTheNewestWhenFull(t *testing.T) {
 	_, behind, secs, _ := p.lag(maxPending+5, t0.Add(time.Duration(maxPending+10)*time.Millisecond))
 	if behind != 5 || secs != 0 {
 		t.Errorf("behind %d, %vs; want 5 behind, aged from the newest arrival (0s)", behind, secs)
-	}
-}
-
-func TestRedactURLHidesEveryPassword(t *testing.T) {
-	for _, raw := range []string{
-		"nats://moodsync:s3cret@nats1.example.com:4222,nats://moodsync:s3cret@nats2.example.com:4222",
-		"mongodb://moodsync:s3cret@db1.example.com,db2.example.com,db3.example.com/?replicaSet=rs0&authSource=admin",
-		"mongodb://moodsync:s3cret%zz@db1.example.com/", // unparseable escape
-		"nats://tok:s3cret@[::1:4222", // unparseable host
-	} {
-		got := redactURL(raw)
-		if strings.Contains(got, "s3cret") {
-			t.Errorf("redactURL(%q) = %q: password shown", raw, got)
-		}
-		if !strings.Contains(got, "example.com") && !strings.Contains(got, "::1") {
-			t.Errorf("redactURL(%q) = %q: host lost", raw, got)
-		}
 	}
 }

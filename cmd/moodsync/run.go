@@ -75,7 +75,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 			httpErr <- err
 		}
 	}()
-	log.Info("moodsync running", "version", Version, "pds", cfg.PDSURL, "http", cfg.HTTPAddr)
+	log.Info("moodsync running", "version", Version, "pds", redactURL(cfg.PDSURL), "http", cfg.HTTPAddr)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
