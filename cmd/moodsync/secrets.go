@@ -30,19 +30,17 @@ func redactURL(raw string) string {
 func redactOneURL(p string) string {
 	u, err := url.Parse(p)
 	if err != nil {
-		scheme, rest, ok := strings.Cut(p, "://")
-		if !ok {
-			scheme, rest = "", p
-		} else {
-			scheme += "://"
+		scheme := ""
+		if i := strings.Index(p, "://"); i >= 0 {
+			scheme, p = p[:i+3], p[i+3:]
 		}
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			rest = hidden + rest[at:]
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			p = hidden + p[at:]
 		}
-		if q := strings.IndexByte(rest, '?'); q >= 0 {
-			rest = rest[:q+1] + hidden
+		if q := strings.IndexByte(p, '?'); q >= 0 {
+			p = p[:q+1] + hidden
 		}
-		return scheme + rest
+		return scheme + p
 	}
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
@@ -84,9 +82,13 @@ func checkMongoURI(uri string) (shown string, err error) {
 }
 
 // mongoOptionNames are the option names of a URI's query, which an error
-// may name.
+// may name. As for the driver, user info ends at the first "@", so nothing
+// of a password is taken for a name.
 func mongoOptionNames(uri string) map[string]bool {
 	names := map[string]bool{}
+	if at := strings.Index(uri, "@"); at >= 0 {
+		uri = uri[at+1:]
+	}
 	_, query, _ := strings.Cut(uri, "?")
 	for _, kv := range strings.Split(query, "&") {
 		if k, _, _ := strings.Cut(kv, "="); k != "" {

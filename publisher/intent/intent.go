@@ -104,13 +104,14 @@ func Known(op string) bool {
 // bad intent is trusted, not even in a log line.
 func Parse(subject string, data []byte) (Intent, error) {
 	in, err := parse(subject, data)
-	if err != nil {
-		if !Known(in.Op) {
-			in.Op = ""
-		}
+	switch {
+	case err == nil:
+		return in, nil
+	case Known(in.Op):
 		return Intent{Op: in.Op}, err
+	default:
+		return Intent{}, err
 	}
-	return in, nil
 }
 
 func parse(subject string, data []byte) (Intent, error) {
