@@ -7,9 +7,9 @@ package publisher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
 
@@ -314,57 +314,43 @@ func (p *Publisher) settle(ctx context.Context, it item, err error) {
 		}
 		p.observe(op, OutcomeApplied)
 	case model.IsPermanent(err):
-		if derr := p.deadLetter(ctx, it, err); derr != nil {
-			p.log.Error("dead-lettering failed; retrying the intent", "subject", it.msg.Subject(), "err", derr)
-			_ = it.msg.NakWithDelay(p.cfg.MinBackoff)
-			p.observe(op, OutcomeRetry)
+		reason := headerText(err.Error(), MaxReasonLen)
+		if derr := p.deadLetter(ctx, it, reason); derr != nil {
+			p.retry(it, op, fmt.Errorf("dead-lettering failed: %w", derr))
 			return
 		}
-		_ = it.msg.Ack()
-		p.log.Warn("intent dead-lettered", "subject", it.msg.Subject(), "user", it.intent.User, "mood", it.intent.MongoID, "reason", err.Error())
+		// The dead letter carries the intent's stream sequence as its
+		// message id, so should this ack be lost the redelivered intent's
+		// dead letter is dropped as a duplicate (the dead stream's window,
+		// 2 minutes, is longer than AckWait): one dead letter per intent.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if aerr := it.msg.DoubleAck(actx); aerr != nil {
+			p.log.Warn("ack of a dead-lettered intent failed; its redelivery is dropped as a duplicate", "subject", it.msg.Subject(), "err", aerr)
+		}
+		p.log.Warn("intent dead-lettered", "subject", it.msg.Subject(), "user", it.intent.User, "mood", it.intent.MongoID, "reason", reason)
 		p.observe(op, OutcomeDead)
 	case ctx.Err() != nil:
 		// Shutting down: hand it straight back for another replica.
 		_ = it.msg.Nak()
 		p.observe(op, OutcomeRetry)
 	default:
-		delivered := uint64(1)
-		if md, merr := it.msg.Metadata(); merr == nil {
-			delivered = md.NumDelivered
-		}
-		delay := p.backoff(int(delivered))
-		_ = it.msg.NakWithDelay(delay)
-		p.log.Warn("intent failed; will retry", "subject", it.msg.Subject(), "user", it.intent.User,
-			"mood", it.intent.MongoID, "delivery", delivered, "retry_in", delay, "err", err)
-		p.observe(op, OutcomeRetry)
+		p.retry(it, op, err)
 	}
 }
 
-// Dead-letter headers.
-const (
-	HeaderReason     = "Moodsync-Reason"
-	HeaderSubject    = "Moodsync-Subject"
-	HeaderDeliveries = "Moodsync-Deliveries"
-)
-
-func (p *Publisher) deadLetter(ctx context.Context, it item, cause error) error {
-	kind := it.intent.Op
-	switch kind {
-	case intent.OpCreate, intent.OpDelete, intent.OpPurge, intent.OpReconcile:
-	default:
-		kind = "invalid"
+// retry hands an intent back to JetStream with a delay that grows with
+// its deliveries.
+func (p *Publisher) retry(it item, op string, err error) {
+	delivered := uint64(1)
+	if md, merr := it.msg.Metadata(); merr == nil {
+		delivered = md.NumDelivered
 	}
-	msg := nats.NewMsg(intent.DeadPrefix + kind)
-	msg.Data = it.msg.Data()
-	msg.Header.Set(HeaderReason, cause.Error())
-	msg.Header.Set(HeaderSubject, it.msg.Subject())
-	if md, err := it.msg.Metadata(); err == nil {
-		msg.Header.Set(HeaderDeliveries, strconv.FormatUint(md.NumDelivered, 10))
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	_, err := p.js.PublishMsg(pctx, msg)
-	return err
+	delay := p.backoff(int(delivered))
+	_ = it.msg.NakWithDelay(delay)
+	p.log.Warn("intent failed; will retry", "subject", it.msg.Subject(), "user", it.intent.User,
+		"mood", it.intent.MongoID, "delivery", delivered, "retry_in", delay, "err", err)
+	p.observe(op, OutcomeRetry)
 }
 
 func (p *Publisher) observe(op, outcome string) {

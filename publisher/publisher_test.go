@@ -140,24 +140,7 @@ func (h *harness) records(did string) []model.Record {
 
 func (h *harness) deadLetters() []*nats.Msg {
 	h.t.Helper()
-	ctx := context.Background()
-	s, err := h.js.Stream(ctx, intent.DeadStream)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var out []*nats.Msg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		raw, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
-		out = append(out, &nats.Msg{Subject: raw.Subject, Data: raw.Data, Header: raw.Header})
-	}
-	return out
+	return publisher.DeadLetters(h.t, h.js)
 }
 
 var when = time.Date(2025, 10, 14, 19, 30, 0, 0, time.UTC)

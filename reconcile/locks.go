@@ -47,3 +47,7 @@ func (l *userLocks) held() int {
 	defer l.mu.Unlock()
 	return len(l.users)
 }
+
+// LockedUsers is how many users the engine holds a lock entry for: those
+// with work in flight (tests, and a check that nothing leaks).
+func (e *Engine) LockedUsers() int { return e.locks.held() }

@@ -59,7 +59,7 @@ func newAEFlags(name string, stderr io.Writer, single bool) *aeFlags {
 // opens Mongo and the PDS client, and reconciles the chosen users with the
 // options opts returns (called after check). The caller closes env.in.
 func (f *aeFlags) reconcile(ctx context.Context, args []string, stderr io.Writer, check func() error, opts func() reconcile.ReconcileOptions) (*aeEnv, []compared, error) {
-	if err := f.fs.Parse(args); err != nil {
+	if err := parseFlags(f.fs, args); err != nil {
 		return nil, nil, err
 	}
 	if check != nil {

@@ -1,11 +1,11 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -38,7 +38,10 @@ type Config struct {
 	MassDeleteLimit    int
 }
 
-// configFlags binds the settings a subcommand uses onto its flag set.
+// configFlags binds the settings a subcommand uses onto its flag set. A
+// setting's default is always the built-in one, so help text never shows
+// the environment (where credentials live); parseFlags applies the
+// variables after the command line.
 type configFlags struct {
 	fs  *flag.FlagSet
 	cfg *Config
@@ -48,38 +51,53 @@ func envName(flagName string) string {
 	return "MOODSYNC_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// envUsage is the usage of a setting: its text and its variable, which is
+// also how parseFlags tells settings from a command's own flags.
+func envUsage(name, usage string) string {
+	return usage + " ($" + envName(name) + ")"
+}
+
 func (c configFlags) str(dst *string, name, def, usage string) {
-	if v, ok := os.LookupEnv(envName(name)); ok {
-		def = v
-	}
-	c.fs.StringVar(dst, name, def, usage+" ($"+envName(name)+")")
+	c.fs.StringVar(dst, name, def, envUsage(name, usage))
 }
 
 func (c configFlags) int(dst *int, name string, def int, usage string) {
-	if v, ok := os.LookupEnv(envName(name)); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			def = n
-		}
-	}
-	c.fs.IntVar(dst, name, def, usage+" ($"+envName(name)+")")
+	c.fs.IntVar(dst, name, def, envUsage(name, usage))
 }
 
 func (c configFlags) bool(dst *bool, name string, def bool, usage string) {
-	if v, ok := os.LookupEnv(envName(name)); ok {
-		if b, err := strconv.ParseBool(v); err == nil {
-			def = b
-		}
-	}
-	c.fs.BoolVar(dst, name, def, usage+" ($"+envName(name)+")")
+	c.fs.BoolVar(dst, name, def, envUsage(name, usage))
 }
 
 func (c configFlags) duration(dst *time.Duration, name string, def time.Duration, usage string) {
-	if v, ok := os.LookupEnv(envName(name)); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			def = d
-		}
+	c.fs.DurationVar(dst, name, def, envUsage(name, usage))
+}
+
+// parseFlags parses a command line, then gives each setting that no flag
+// set the value of its environment variable (an empty variable counts as
+// unset). A variable that does not parse is an error that names it but
+// not its value, which may be a credential.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	c.fs.DurationVar(dst, name, def, usage+" ($"+envName(name)+")")
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := os.Getenv(envName(f.Name))
+		if v == "" || given[f.Name] || !strings.HasSuffix(f.Usage, envUsage(f.Name, "")) {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			want, _ := flag.UnquoteUsage(f)
+			if want == "" {
+				want = "boolean"
+			}
+			errs = append(errs, fmt.Errorf("$%s is not a valid %s", envName(f.Name), want))
+		}
+	})
+	return errors.Join(errs...)
 }
 
 // stores binds the Mongo and NATS settings (and logging), shared by every
@@ -123,23 +141,4 @@ func (cfg *Config) firehoseURL() (string, error) {
 	}
 	u.Path = strings.TrimRight(u.Path, "/") + "/xrpc/com.atproto.sync.subscribeRepos"
 	return u.String(), nil
-}
-
-// redactURL hides credentials in a URL before it is logged. It takes
-// lists too (NATS: "nats://u:p@a:4222,nats://u:p@b:4222"; Mongo:
-// "mongodb://u:p@a,b,c/"), and hides everything before the "@" of a part it
-// cannot parse.
-func redactURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, p := range parts {
-		u, err := url.Parse(p)
-		switch {
-		case err == nil && u.User != nil:
-			parts[i] = u.Redacted()
-		case err != nil && strings.Contains(p, "@"):
-			scheme, _, _ := strings.Cut(p, "://")
-			parts[i] = scheme + "://xxxxx@" + p[strings.LastIndex(p, "@")+1:]
-		}
-	}
-	return strings.Join(parts, ",")
 }

@@ -56,12 +56,23 @@ const (
 	embedShare
 )
 
-// mongoURI returns the configured URI, or an embedded server's.
-func (in *infra) mongoURI(cfg *Config, log *slog.Logger, mode embedMode) (string, error) {
+// mongoURI returns the configured URI, or an embedded server's, and the
+// URI as it may be shown (see checkMongoURI).
+func (in *infra) mongoURI(cfg *Config, log *slog.Logger, mode embedMode) (uri, shown string, err error) {
 	if cfg.MongoURI != "" {
-		log.Info("using MongoDB", "uri", redactURL(cfg.MongoURI), "db", cfg.MongoDB)
-		return cfg.MongoURI, nil
+		if shown, err = checkMongoURI(cfg.MongoURI); err != nil {
+			return "", "", err
+		}
+		log.Info("using MongoDB", "uri", shown, "db", cfg.MongoDB)
+		return cfg.MongoURI, shown, nil
 	}
+	uri, err = in.embeddedMongo(cfg, log, mode)
+	return uri, uri, err
+}
+
+// embeddedMongo returns the URI of the embedded Mongo-wire server: a
+// running daemon's, or one started here.
+func (in *infra) embeddedMongo(cfg *Config, log *slog.Logger, mode embedMode) (string, error) {
 	if listening(cfg.EmbedMongoAddr) {
 		if mode == embedOwn {
 			return "", fmt.Errorf("%s is already in use: set MOODSYNC_EMBED_MONGO_ADDR to a free address, or MOODSYNC_MONGO_URI to use that server", cfg.EmbedMongoAddr)
@@ -103,7 +114,7 @@ func (in *infra) natsURL(cfg *Config, log *slog.Logger, mode embedMode) (string,
 // openMongo connects the store (to an embedded server when no URI is set)
 // and creates the indexes moodsync needs.
 func (in *infra) openMongo(ctx context.Context, cfg *Config, log *slog.Logger, mode embedMode) error {
-	uri, err := in.mongoURI(cfg, log, mode)
+	uri, shown, err := in.mongoURI(cfg, log, mode)
 	if err != nil {
 		return err
 	}
@@ -120,7 +131,7 @@ func (in *infra) openMongo(ctx context.Context, cfg *Config, log *slog.Logger, m
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := store.EnsureIndexes(ictx); err != nil {
-		return fmt.Errorf("mongo %s: %w", redactURL(uri), err)
+		return fmt.Errorf("mongo %s: %w", shown, err)
 	}
 	return nil
 }
@@ -145,7 +156,7 @@ func (in *infra) openNATS(cfg *Config, log *slog.Logger, mode embedMode) error {
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("NATS reconnected") }),
 	)
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", redactURL(url), err)
+		return fmt.Errorf("nats %s: %w", redactURL(url), scrubbedError{err})
 	}
 	in.closers = append(in.closers, func() { _ = nc.Drain() })
 	js, err := jetstream.New(nc)

@@ -47,7 +47,7 @@ func (c *publishCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&in.User, "user", "", "Auth0 sub of the user")
 	fs.StringVar(&in.MongoID, "mood", "", "ObjectID (hex) of the mood, for create and delete")
 	fs.StringVar(&in.DID, "did", "", "DID of the user's repo, for purge after the users row is gone")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if err := in.Validate(); err != nil {

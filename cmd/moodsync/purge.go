@@ -17,7 +17,7 @@ func (c *purgeCommand) Run(ctx context.Context, args []string) error {
 	var yes bool
 	f.fs.StringVar(&did, "did", "", "DID of the user's repo, for when the users row is already gone")
 	f.fs.BoolVar(&yes, "yes", false, "really erase: without it nothing is done")
-	if err := f.fs.Parse(args); err != nil {
+	if err := parseFlags(f.fs, args); err != nil {
 		return err
 	}
 	if f.user == "" {

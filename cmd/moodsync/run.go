@@ -39,7 +39,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	cf.bool(&cfg.DeleteOrphans, "delete-orphans", true, "delete records whose mood is deleted or missing")
 	cf.duration(&cfg.AntiEntropyEvery, "anti-entropy-every", 24*time.Hour, "how often every user is compared in full; 0 turns it off")
 	cf.int(&cfg.MassDeleteLimit, "mass-delete-limit", reconcile.DefaultMassDeleteLimit, "most moods of one user a whole-user pass soft-deletes because their records are missing; over it, none are")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log, err := newLogger(&cfg, c.stderr)
@@ -78,7 +78,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	log.Info("moodsync running", "version", Version, "pds", cfg.PDSURL, "http", cfg.HTTPAddr)
+	log.Info("moodsync running", "version", Version, "pds", redactURL(cfg.PDSURL), "http", cfg.HTTPAddr)
 
 	// The components run until the signal or until one fails: then the
 	// others are stopped and waited for.

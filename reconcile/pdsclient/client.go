@@ -107,12 +107,28 @@ func (c *Client) user(did string) *userClient {
 	return uc
 }
 
+// dropIfNoSession removes did's entry when it has no session. The caller
+// holds uc.mu (lock order: uc.mu, then c.mu).
+func (c *Client) dropIfNoSession(did string, uc *userClient) {
+	if uc.api != nil {
+		return
+	}
+	c.mu.Lock()
+	if c.clients[did] == uc {
+		delete(c.clients, did)
+	}
+	c.mu.Unlock()
+}
+
 // session returns an authenticated client for did: from memory, else the
 // cached session in Mongo, else a fresh login with the stored password.
 func (c *Client) session(ctx context.Context, did string, fresh bool) (*atclient.APIClient, error) {
 	uc := c.user(did)
 	uc.mu.Lock()
 	defer uc.mu.Unlock()
+	// A DID with no session to be had (an intent naming a stranger's
+	// repo) leaves nothing behind: the map holds only DIDs with sessions.
+	defer c.dropIfNoSession(did, uc)
 	if uc.api != nil && !fresh {
 		return uc.api, nil
 	}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestRedactURLHidesEveryCredential(t *testing.T) {
+	for _, raw := range []string{
+		"nats://moodsync:s3cret@nats1.example.com:4222,nats://moodsync:s3cret@nats2.example.com:4222",
+		"nats://s3cret@nats1.example.com:4222, nats://s3cret@nats2.example.com:4222", // tokens
+		"mongodb://moodsync:s3cret@db1.example.com,db2.example.com,db3.example.com/?replicaSet=rs0&authSource=admin",
+		"mongodb://moodsync:s3cret%zz@db1.example.com/", // unparseable escape
+		"nats://tok:s3cret@[::1:4222", // unparseable host
+		"nats://s3cret%zz@nats.example.com",
+		"wss://relay.example.com/xrpc/com.atproto.sync.subscribeRepos?token=s3cret",
+		"https://pds.example.com/#s3cret",
+	} {
+		got := redactURL(raw)
+		if strings.Contains(got, "s3cret") {
+			t.Errorf("redactURL(%q) = %q: credential shown", raw, got)
+		}
+		if !strings.Contains(got, "example.com") && !strings.Contains(got, "::1") {
+			t.Errorf("redactURL(%q) = %q: host lost", raw, got)
+		}
+	}
+	if got, want := redactURL("nats://moodsync:s3cret@a:4222,nats://b:4222"), "nats://moodsync:xxxxx@a:4222,nats://b:4222"; got != want {
+		t.Errorf("redactURL = %q, want %q", got, want)
+	}
+}
+
+func TestCheckMongoURI(t *testing.T) {
+	for raw, want := range map[string]string{
+		"mongodb://db:27017": "mongodb://db:27017/",
+		"mongodb://moodsync:s3cret@a:1,b:2,c:3/aesthetic?replicaSet=rs0":  "mongodb://moodsync:xxxxx@a:1,b:2,c:3/aesthetic?xxxxx",
+		"mongodb://moodsync:p,s3cret@a/":                                  "mongodb://moodsync:xxxxx@a/", // a comma in the password
+		"mongodb://CN%3Dmoodsync@db/?authMechanism=MONGODB-X509&tls=true": "mongodb://xxxxx@db/?xxxxx",
+	} {
+		got, err := checkMongoURI(raw)
+		if err != nil || got != want {
+			t.Errorf("checkMongoURI(%q) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{
+		"mongodb://moodsync:s3cret%zz@db/",
+		"mongodb://u:pw@db/?tlsCertificateKeyFilePassword=s3cret%zz",
+		"mongodb://u:pw@db/?connectTimeoutMS=s3cret",
+		"mongodb://u:pw@db/?authMechanism=PLAIN&authMechanismProperties=s3cret",
+		"postgres://u:s3cret@db/",
+	} {
+		_, err := checkMongoURI(raw)
+		if err == nil {
+			t.Errorf("checkMongoURI(%q) accepted it", raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("checkMongoURI(%q): %v: credential shown", raw, err)
+		}
+	}
+	// An error still names the option it is about.
+	if _, err := checkMongoURI("mongodb://db/?connectTimeoutMS=soon"); err == nil || !strings.Contains(err.Error(), `"connectTimeoutMS"`) {
+		t.Errorf("error %v does not name the option", err)
+	}
+}
+
+// TestOneShotCommandNamesNoCredentialOfABadURL: nats.go's error for a
+// URL that does not parse quotes the URL; moodsync's does not.
+func TestOneShotCommandNamesNoCredentialOfABadURL(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("MOODSYNC_NATS_URL", "nats://s3cret%zz@nats.example.com:4222")
+	var out bytes.Buffer
+	code := Main(context.Background(), []string{"publish", "reconcile", "--user", "auth0|1"}, &out, &out)
+	if code != 1 || strings.Contains(out.String(), secret) || !strings.Contains(out.String(), "invalid URL escape") {
+		t.Errorf("exit %d, output:\n%s", code, out.String())
+	}
+}
