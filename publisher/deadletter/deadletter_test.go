@@ -244,24 +244,12 @@ func TestReplayInterruptedLosesNothing(t *testing.T) {
 
 	// ids in the intents stream, and in the dead letters.
 	stored := func() (intents, dead []string) {
-		s, err := js.Stream(ctx, intent.Stream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for seq := uint64(1); ; {
-			raw, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(intent.Subjects))
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, raw := range devenv.StreamMsgs(t, js, intent.Stream, intent.Subjects) {
 			in, err := intent.Parse(raw.Subject, raw.Data)
 			if err != nil {
 				t.Fatal(err)
 			}
 			intents = append(intents, in.MongoID)
-			seq = raw.Sequence + 1
 		}
 		for _, l := range w.list(Filter{}) {
 			dead = append(dead, l.MongoID)
