@@ -143,7 +143,10 @@ func (c *deadCommand) Run(ctx context.Context, args []string) error {
 		}
 		if err != nil {
 			fmt.Fprintf(c.stdout, "%s\n", plan.progress(done))
-			return fmt.Errorf("stopped (run it again to finish; a letter whose intent was stored but not yet removed is replayed once more, harmlessly): %w", err)
+			if action == "replay" {
+				return fmt.Errorf("stopped (run it again to finish; an intent stored whose letter was not yet removed is replayed again, which is harmless): %w", err)
+			}
+			return fmt.Errorf("stopped (run it again to finish): %w", err)
 		}
 		done++
 		fmt.Fprintf(c.stdout, "%s %d %s %s %s\n", plan.done, l.Seq, l.Subject, dash(l.User), dash(l.MongoID))
