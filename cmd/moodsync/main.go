@@ -33,6 +33,7 @@ func commands(stdout, stderr io.Writer) map[string]command {
 	return map[string]command{
 		"run":      &runCommand{stdout: stdout, stderr: stderr},
 		"publish":  &publishCommand{stdout: stdout, stderr: stderr},
+		"dead":     &deadCommand{stdout: stdout, stderr: stderr, stdin: os.Stdin},
 		"audit":    &auditCommand{stdout: stdout, stderr: stderr},
 		"backfill": &backfillCommand{stdout: stdout, stderr: stderr},
 		"cleanup":  &cleanupCommand{stdout: stdout, stderr: stderr},
@@ -55,6 +56,7 @@ The commands are:
 	cleanup    delete orphaned and duplicate records, resolve stale rkeys
 	purge      erase every mood of a user on both sides
 	publish    publish an intent by hand
+	dead       list, replay or drop dead-lettered intents
 	version    print the version
 
 Every setting is an environment variable MOODSYNC_<NAME> with a matching

@@ -39,11 +39,7 @@ func (c *publishCommand) Run(ctx context.Context, args []string) error {
 	in.Op = args[0]
 	fs := flag.NewFlagSet("publish "+in.Op, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	cf := configFlags{fs, &cfg}
-	cf.str(&cfg.NATSURL, "nats-url", "", "NATS URL; empty means the embedded NATS of a running moodsync")
-	cf.str(&cfg.EmbedNATSAddr, "embed-nats-addr", "127.0.0.1:4222", "address of the embedded NATS")
-	cf.str(&cfg.DataDir, "data-dir", "./moodsync-data", "where embedded servers keep their files")
-	cf.logging()
+	configFlags{fs, &cfg}.natsOnly()
 	fs.StringVar(&in.User, "user", "", "Auth0 sub of the user")
 	fs.StringVar(&in.MongoID, "mood", "", "ObjectID (hex) of the mood, for create and delete")
 	fs.StringVar(&in.DID, "did", "", "DID of the user's repo, for purge after the users row is gone")
@@ -53,15 +49,11 @@ func (c *publishCommand) Run(ctx context.Context, args []string) error {
 	if err := in.Validate(); err != nil {
 		return err
 	}
-	log, err := newLogger(&cfg, c.stderr)
+	inf, err := openNATSOnly(&cfg, c.stderr)
 	if err != nil {
 		return err
 	}
-	var inf infra
 	defer inf.Close()
-	if err := inf.openNATS(&cfg, log, embedShare); err != nil {
-		return err
-	}
 	// The streams may not exist yet if the daemon never ran: create them so
 	// the intent is kept, not lost.
 	if err := publisher.EnsureStreams(ctx, inf.JS); err != nil {
@@ -72,4 +64,27 @@ func (c *publishCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "published %s\n", in.Subject())
 	return nil
+}
+
+// natsOnly binds the settings of a command that talks to NATS alone
+// (publish, dead): a running daemon's embedded NATS when no URL is set.
+func (c configFlags) natsOnly() {
+	c.str(&c.cfg.NATSURL, "nats-url", "", "NATS URL; empty means the embedded NATS of a running moodsync")
+	c.str(&c.cfg.EmbedNATSAddr, "embed-nats-addr", "127.0.0.1:4222", "address of the embedded NATS")
+	c.str(&c.cfg.DataDir, "data-dir", "./moodsync-data", "where embedded servers keep their files")
+	c.logging()
+}
+
+// openNATSOnly connects a command bound by natsOnly. The caller closes it.
+func openNATSOnly(cfg *Config, stderr io.Writer) (*infra, error) {
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return nil, err
+	}
+	inf := &infra{}
+	if err := inf.openNATS(cfg, log, embedShare); err != nil {
+		inf.Close()
+		return nil, err
+	}
+	return inf, nil
 }
