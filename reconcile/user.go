@@ -67,10 +67,16 @@ func (o *Outcome) GuardTripped() bool { return o != nil && len(o.Plan.Held) > 0 
 // be compared (no account, an inactive one, a DID two users claim, the repo
 // unreadable) or some fixes failed (Results say which); errors that a retry
 // cannot fix are permanent (model.IsPermanent).
+//
+// The user's lock is held while the subject is settled and for each fix,
+// not for the whole pass: the firehose's ops of the same user (the
+// consumer applies them inline) wait for one fix at most, never for a
+// whole repo. Every fix is compare-and-set, so interleaving is safe.
 func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o ReconcileOptions) (*Outcome, error) {
-	defer e.lockUser(user)()
 	out := &Outcome{Cause: cause}
+	unlock := e.lockUser(user)
 	acct, rebound, err := e.snapshotSubject(ctx, user, o.DryRun)
+	unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -232,8 +238,8 @@ func fixTarget(f Fix) string {
 	return "rkey " + f.Rkey
 }
 
-// applyFixes carries out a plan for one account under its lock, in order,
-// and returns one result per fix. Record fixes go through the firehose's
+// applyFixes carries out a plan for one account, in order, each fix under
+// the user's lock, and returns one result per fix. Record fixes go through the firehose's
 // upsert verdicts, mood fixes through its delete verdicts (which read the
 // record again before soft-deleting a live mood), creates through the
 // publisher's path.
@@ -251,36 +257,44 @@ func (e *Engine) applyFixes(ctx context.Context, acct model.Account, fixes []Fix
 			r.Err = err
 			continue
 		}
-		switch f.Kind {
-		case FixCreate:
+		if e.applyFix(ctx, acct, f, r, o, fo, kept) {
 			creates = append(creates, i)
-			continue
-		case FixRewrite:
-			if _, r.Err = e.Store.ClearRkey(ctx, f.MoodID, f.Rkey); r.Err == nil {
-				creates = append(creates, i)
-				continue
-			}
-		case FixDeleteOrphan:
-			if fo.KeepOrphans {
-				r.Skipped, kept[f.Rkey] = "orphan policy off", true
-				break
-			}
-			r.Verdict, r.Err = e.fixRecord(ctx, acct, f, o)
-		case FixLink, FixAdopt, FixDeleteDuplicate:
-			r.Verdict, r.Err = e.fixRecord(ctx, acct, f, o)
-		case FixSoftDelete, FixClear:
-			if kept[f.Rkey] {
-				r.Skipped = "its orphaned record is kept"
-				break
-			}
-			r.Verdict, r.Err = e.applyDelete(ctx, acct, f.Rkey, true)
-		default:
-			r.Err = model.Permanent("unknown fix %q", f.Kind)
 		}
-		e.progress(fo, 1)
 	}
 	e.createMoods(ctx, acct.User, results, creates, fo)
 	return results
+}
+
+// applyFix carries out one fix under the user's lock; it reports whether
+// the fix is a record to write, which createMoods does in batches.
+func (e *Engine) applyFix(ctx context.Context, acct model.Account, f Fix, r *FixResult, o options, fo FixOptions, kept map[string]bool) (create bool) {
+	defer e.lockUser(acct.User)()
+	switch f.Kind {
+	case FixCreate:
+		return true
+	case FixRewrite:
+		if _, r.Err = e.Store.ClearRkey(ctx, f.MoodID, f.Rkey); r.Err == nil {
+			return true
+		}
+	case FixDeleteOrphan:
+		if fo.KeepOrphans {
+			r.Skipped, kept[f.Rkey] = "orphan policy off", true
+			break
+		}
+		r.Verdict, r.Err = e.fixRecord(ctx, acct, f, o)
+	case FixLink, FixAdopt, FixDeleteDuplicate:
+		r.Verdict, r.Err = e.fixRecord(ctx, acct, f, o)
+	case FixSoftDelete, FixClear:
+		if kept[f.Rkey] {
+			r.Skipped = "its orphaned record is kept"
+			break
+		}
+		r.Verdict, r.Err = e.applyDelete(ctx, acct, f.Rkey, true)
+	default:
+		r.Err = model.Permanent("unknown fix %q", f.Kind)
+	}
+	e.progress(fo, 1)
+	return false
 }
 
 func (e *Engine) progress(fo FixOptions, n int) {
@@ -320,7 +334,7 @@ func (e *Engine) createMoods(ctx context.Context, user string, results []FixResu
 		for j, i := range part {
 			ids[j] = results[i].Fix.MoodID
 		}
-		synced := e.syncMoods(ctx, user, ids)
+		synced := e.SyncMoods(ctx, user, ids)
 		for _, i := range part {
 			if results[i].Err = synced[results[i].Fix.MoodID]; results[i].Err == nil {
 				results[i].Verdict = verdictCreated

@@ -190,8 +190,20 @@ func (w *aeWorld) auditFacts(ctx context.Context) []string {
 // side; cleanup repairs all but the not-synced moods (backfill's job) and
 // leaves spoofed, invalid and mismatched records alone; backfill writes
 // the rest; audit --fail-on-drift then exits 0. Last, purge erases a user.
-func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
-	w := newAEWorld(t)
+// driftSeed is every kind of drift seeded across three users by
+// seedEveryDrift: the users, the ids and rkeys involved, and what an audit
+// must find (want).
+type driftSeed struct {
+	alice, bob, carol                                                                      *devenv.Account
+	want                                                                                   []string
+	aSynced, aNotSynced, aDeleted, aHalf, aDup, aHalfRkey, aMissingRkey, aDupRkey, missing string
+	bGone, bGoneDel, bMoved, bLegacy, bEdited, bGoneRkey, bGoneDelRkey, bMovedRkey         string
+	bMovedTo, bLegacyRkey, cSynced, cSpoof, cBadRef, cNumber                               string
+}
+
+// seedEveryDrift seeds every kind of drift the audit reports across three
+// users on the real PDS and the Mongo-wire store.
+func seedEveryDrift(t *testing.T, w *aeWorld) *driftSeed {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	insert := func(a *devenv.Account, text string, n int) string {
@@ -265,11 +277,71 @@ func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
 		want[i] = strings.Join(strings.Fields(want[i]), " ")
 	}
 	sort.Strings(want)
-	if got := w.auditFacts(ctx); !slices.Equal(got, want) {
-		t.Fatalf("audit --json found\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	return &driftSeed{
+		alice: alice, bob: bob, carol: carol, want: want,
+		aSynced: aSynced, aNotSynced: aNotSynced, aDeleted: aDeleted, aHalf: aHalf, aDup: aDup, aHalfRkey: aHalfRkey, aMissingRkey: aMissingRkey, aDupRkey: aDupRkey, missing: missing,
+		bGone: bGone, bGoneDel: bGoneDel, bMoved: bMoved, bLegacy: bLegacy, bEdited: bEdited, bGoneRkey: bGoneRkey, bGoneDelRkey: bGoneDelRkey, bMovedRkey: bMovedRkey, bMovedTo: bMovedTo, bLegacyRkey: bLegacyRkey,
+		cSynced: cSynced, cSpoof: cSpoof, cBadRef: cBadRef, cNumber: cNumber,
+	}
+}
+
+// notices are the findings a full repair leaves: the records moodsync
+// never touches.
+func (d *driftSeed) notices(w *aeWorld) []string {
+	out := []string{
+		d.bob.User + " text-mismatch " + d.bEdited + " " + w.mood(d.bEdited).Rkey,
+		d.carol.User + " spoof " + d.aSynced + " " + d.cSpoof,
+		d.carol.User + " invalid " + d.cBadRef,
+		d.carol.User + " invalid " + d.cNumber,
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkRepaired checks what each repair did, seen from both sides.
+func (d *driftSeed) checkRepaired(t *testing.T, w *aeWorld) {
+	t.Helper()
+	for name, c := range map[string]struct {
+		id      string
+		rkey    string
+		deleted bool
+	}{
+		"half-deleted": {d.aHalf, "", true}, "deleted on PDS": {d.bGone, "", true}, "deleted on both": {d.bGoneDel, "", true},
+		"moved": {d.bMoved, d.bMovedTo, false}, "legacy": {d.bLegacy, d.bLegacyRkey, false}, "duplicated": {d.aDup, w.mood(d.aDup).Rkey, false},
+	} {
+		if m := w.mood(c.id); m.Rkey != c.rkey || m.Deleted != c.deleted {
+			t.Errorf("%s mood: rkey %q deleted %v, d.want %q %v", name, m.Rkey, m.Deleted, c.rkey, c.deleted)
+		}
+	}
+	rkeys := func(did string) map[string]bool {
+		out := map[string]bool{}
+		for _, r := range w.records(did) {
+			out[r.Rkey] = true
+		}
+		return out
+	}
+	a, b, c := rkeys(d.alice.DID), rkeys(d.bob.DID), rkeys(d.carol.DID)
+	if a[d.aHalfRkey] || a[d.aMissingRkey] || a[d.aDupRkey] || !a[w.mood(d.aNotSynced).Rkey] {
+		t.Errorf("alice's repo after repair: %v", a)
+	}
+	if len(b) != 3 || !b[d.bMovedTo] || !b[d.bLegacyRkey] {
+		t.Errorf("bob's repo after repair: %v", b)
+	}
+	if !c[d.cSpoof] || !c[d.cBadRef] || !c[d.cNumber] {
+		t.Errorf("carol's spoofed and invalid records were touched: %v", c)
+	}
+
+}
+
+func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
+	w := newAEWorld(t)
+	ctx := context.Background()
+	d := seedEveryDrift(t, w)
+	if got := w.auditFacts(ctx); !slices.Equal(got, d.want) {
+		t.Fatalf("audit --json found\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(d.want, "\n"))
 	}
 	if code, _ := w.cli(ctx, "audit", "--fail-on-drift"); code != driftExitCode {
-		t.Fatalf("audit --fail-on-drift exited %d with drift, want %d", code, driftExitCode)
+		t.Fatalf("audit --fail-on-drift exited %d with drift, d.want %d", code, driftExitCode)
 	}
 
 	before := w.snapshot()
@@ -279,7 +351,7 @@ func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
 	if after := w.snapshot(); after != before {
 		t.Fatalf("cleanup --dry-run changed something:\nbefore\n%s\nafter\n%s", before, after)
 	}
-	if code, out := w.cli(ctx, "backfill", "--dry-run"); code != 0 || !strings.Contains(out, "create "+model.URI(alice.DID, "")) {
+	if code, out := w.cli(ctx, "backfill", "--dry-run"); code != 0 || !strings.Contains(out, "create "+model.URI(d.alice.DID, "")) {
 		t.Fatalf("backfill --dry-run exited %d:\n%s", code, out)
 	}
 	if after := w.snapshot(); after != before {
@@ -290,11 +362,11 @@ func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
 		t.Fatalf("cleanup exited %d:\n%s", code, out)
 	}
 	left := []string{
-		alice.User + " not-synced " + aNotSynced,
-		bob.User + " text-mismatch " + bEdited + " " + w.mood(bEdited).Rkey,
-		carol.User + " spoof " + aSynced + " " + cSpoof,
-		carol.User + " invalid " + cBadRef,
-		carol.User + " invalid " + cNumber,
+		d.alice.User + " not-synced " + d.aNotSynced,
+		d.bob.User + " text-mismatch " + d.bEdited + " " + w.mood(d.bEdited).Rkey,
+		d.carol.User + " spoof " + d.aSynced + " " + d.cSpoof,
+		d.carol.User + " invalid " + d.cBadRef,
+		d.carol.User + " invalid " + d.cNumber,
 	}
 	sort.Strings(left)
 	if got := w.auditFacts(ctx); !slices.Equal(got, left) {
@@ -307,52 +379,23 @@ func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
 		t.Fatalf("audit --fail-on-drift exited %d after cleanup and backfill", code)
 	}
 
-	// What each repair did, seen from both sides.
-	for name, c := range map[string]struct {
-		id      string
-		rkey    string
-		deleted bool
-	}{
-		"half-deleted": {aHalf, "", true}, "deleted on PDS": {bGone, "", true}, "deleted on both": {bGoneDel, "", true},
-		"moved": {bMoved, bMovedTo, false}, "legacy": {bLegacy, bLegacyRkey, false}, "duplicated": {aDup, w.mood(aDup).Rkey, false},
-	} {
-		if m := w.mood(c.id); m.Rkey != c.rkey || m.Deleted != c.deleted {
-			t.Errorf("%s mood: rkey %q deleted %v, want %q %v", name, m.Rkey, m.Deleted, c.rkey, c.deleted)
-		}
-	}
-	rkeys := func(did string) map[string]bool {
-		out := map[string]bool{}
-		for _, r := range w.records(did) {
-			out[r.Rkey] = true
-		}
-		return out
-	}
-	a, b, c := rkeys(alice.DID), rkeys(bob.DID), rkeys(carol.DID)
-	if a[aHalfRkey] || a[aMissingRkey] || a[aDupRkey] || !a[w.mood(aNotSynced).Rkey] {
-		t.Errorf("alice's repo after repair: %v", a)
-	}
-	if len(b) != 3 || !b[bMovedTo] || !b[bLegacyRkey] {
-		t.Errorf("bob's repo after repair: %v", b)
-	}
-	if !c[cSpoof] || !c[cBadRef] || !c[cNumber] {
-		t.Errorf("carol's spoofed and invalid records were touched: %v", c)
-	}
+	d.checkRepaired(t, w)
 
 	// Erase-and-forget-me: every record (invalid ones too) and every mood.
-	if code, _ := w.cli(ctx, "purge", "--user", carol.User); code != 2 {
-		t.Fatalf("purge without --yes exited %d, want 2", code)
+	if code, _ := w.cli(ctx, "purge", "--user", d.carol.User); code != 2 {
+		t.Fatalf("purge without --yes exited %d, d.want 2", code)
 	}
-	if n := len(w.records(carol.DID)); n != 4 {
+	if n := len(w.records(d.carol.DID)); n != 4 {
 		t.Fatalf("purge without --yes touched the repo: %d records left", n)
 	}
-	if code, out := w.cli(ctx, "purge", "--user", carol.User, "--yes"); code != 0 {
+	if code, out := w.cli(ctx, "purge", "--user", d.carol.User, "--yes"); code != 0 {
 		t.Fatalf("purge exited %d:\n%s", code, out)
 	}
-	moods, err := w.store.UserMoods(ctx, carol.User)
+	moods, err := w.store.UserMoods(ctx, d.carol.User)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(w.records(carol.DID)); n != 0 || len(moods) != 0 {
+	if n := len(w.records(d.carol.DID)); n != 0 || len(moods) != 0 {
 		t.Fatalf("after purge: %d records, %d moods", n, len(moods))
 	}
 }
