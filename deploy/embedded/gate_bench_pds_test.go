@@ -106,8 +106,8 @@ func intentsToPDS(b *testing.B, pds *devenv.PDS, uri string) time.Duration {
 		if _, err := store.DB.Collection(mongostore.MoodsCollection).InsertMany(ctx, docs); err != nil {
 			b.Fatal(err)
 		}
-		// Log in outside the timer: deleting a missing record is a no-op.
-		if err := client.DeleteRecord(ctx, a.DID, "2222222222222"); err != nil {
+		// Log in outside the timer (an applyWrites with no writes).
+		if err := client.ApplyWrites(ctx, a.DID, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
