@@ -33,6 +33,9 @@ type harness struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	cfg   publisher.Config
+	// engineStore, when set, is the store the engine works on instead of
+	// store (a test that wraps it).
+	engineStore reconcile.Store
 
 	mu       sync.Mutex
 	outcomes map[string]int // outcome → count
@@ -63,7 +66,11 @@ func testLogger() *slog.Logger {
 func (h *harness) start() (stop func()) {
 	h.t.Helper()
 	client := pdsclient.New(h.proxy.URL, h.store, testLogger())
-	engine := reconcile.NewEngine(h.store, client, testLogger())
+	var store reconcile.Store = h.store
+	if h.engineStore != nil {
+		store = h.engineStore
+	}
+	engine := reconcile.NewEngine(store, client, testLogger())
 	pub := publisher.New(h.js, engine, h.cfg, testLogger())
 	pub.Observe = func(op, outcome string) {
 		h.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -74,17 +75,25 @@ func (n *NATS) Close() {
 }
 
 // Mongo is an in-process FerretDB speaking the MongoDB wire protocol,
-// storing its data in SQLite files. It scans whole collections: fine for a
-// demo and for tests, never a yardstick for speed.
+// storing its data in SQLite files, behind a gate that lets one command run
+// at a time (see gate.go) so that every command is atomic. It scans whole
+// collections: fine for a demo and for tests, never a yardstick for speed.
 type Mongo struct {
 	fdb    *ferretdb.FerretDB
+	gate   *gate // nil when started without it (tests that show why it exists)
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// StartMongo starts FerretDB on addr (host:port; port 0 picks a free one)
-// with its SQLite files under dir.
+// StartMongo starts FerretDB with its SQLite files under dir, served on addr
+// (host:port; port 0 picks a free one) through the gate.
 func StartMongo(addr, dir string, log *slog.Logger) (*Mongo, error) {
+	return startMongo(addr, dir, log, true)
+}
+
+// startMongo starts FerretDB; gated, FerretDB listens on a free loopback
+// port and addr is the gate's, otherwise FerretDB listens on addr itself.
+func startMongo(addr, dir string, log *slog.Logger, gated bool) (*Mongo, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -95,8 +104,12 @@ func StartMongo(addr, dir string, log *slog.Logger) (*Mongo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	listen := addr
+	if gated {
+		listen = "127.0.0.1:0"
+	}
 	fdb, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Listener:  ferretdb.ListenerConfig{TCP: listen},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
 		// FerretDB logs every connection at info; keep only its warnings.
@@ -111,14 +124,32 @@ func StartMongo(addr, dir string, log *slog.Logger) (*Mongo, error) {
 		defer close(m.done)
 		_ = fdb.Run(ctx)
 	}()
+	if gated {
+		u, err := url.Parse(fdb.MongoDBURI())
+		if err == nil {
+			m.gate, err = startGate(addr, u.Host, log)
+		}
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("embedded mongo: %w", err)
+		}
+	}
 	return m, nil
 }
 
 // URI is the mongodb:// URI of the running server.
-func (m *Mongo) URI() string { return m.fdb.MongoDBURI() }
+func (m *Mongo) URI() string {
+	if m.gate != nil {
+		return "mongodb://" + m.gate.addr() + "/"
+	}
+	return m.fdb.MongoDBURI()
+}
 
 // Close stops the server and waits until its files are closed.
 func (m *Mongo) Close() {
+	if m.gate != nil {
+		m.gate.close()
+	}
 	m.cancel()
 	<-m.done
 }
