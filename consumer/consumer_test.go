@@ -7,7 +7,10 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/identity"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/reconcile"
@@ -335,7 +339,10 @@ func TestConsumerOutdatedCursorDuringASweep(t *testing.T) {
 
 func TestConsumerFutureCursorStartsOver(t *testing.T) {
 	r := newRig(t)
-	g, _ := r.user(t, "alice")
+	g, alice := r.user(t, "alice")
+	// A mood whose record the restored PDS no longer has.
+	lost := r.mood(alice, 7)
+	r.store.PutMood(model.Mood{ID: lost, User: alice.User, Text: "sunny", When: time.Unix(0, 0), Rkey: "3kh5dye2qpc2z"})
 	r.fh.add(commitFrame(t, g.commit(t, 1, g.postOp())), commitFrame(t, g.commit(t, 2, g.postOp())))
 	r.store.SaveCursor(context.Background(), r.fh.URL, 500) // the server was reset
 	c := r.start(t, nil)
@@ -350,6 +357,56 @@ func TestConsumerFutureCursorStartsOver(t *testing.T) {
 	devenv.Eventually(t, soon, "new cursor stored", func() bool { return c.Stats().SavedCursor == 2 })
 	if s := c.Stats(); s.FullReconciles != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+	devenv.Eventually(t, soon, "the lost record written again", func() bool {
+		m := r.store.Mood(lost)
+		return m.Rkey != "" && r.pds.Has(alice.DID, m.Rkey)
+	})
+	if m := r.store.Mood(lost); m.Deleted {
+		t.Fatalf("a mood whose record the restored PDS lost was soft-deleted: %+v", m)
+	}
+}
+
+// TestConsumerGoneDIDAffectsOnlyItsUser: the directory no longer knows
+// ghost's DID (404): ghost's commits are skipped and counted, and alice's,
+// before and after, are applied; the stream never stalls.
+func TestConsumerGoneDIDAffectsOnlyItsUser(t *testing.T) {
+	r := newRig(t)
+	g, alice := r.user(t, "alice")
+	ghost := model.Account{User: "auth0|ghost", DID: "did:plc:ghost"}
+	r.store.PutAccount(ghost)
+	gg := newGenRepo(t, ghost.DID, identity.NewMockDirectory()) // not in the consumer's directory
+	before, after := r.mood(alice, 1), r.mood(alice, 2)
+	r.mood(ghost, 3)
+	r.fh.add(
+		commitFrame(t, g.commit(t, 1, moodOp("3kh5dye2qpc2a", before))),
+		commitFrame(t, gg.commit(t, 2, moodOp("3kh5dye2qpc2c", "507f1f77bcf86cd799400003"))),
+		commitFrame(t, g.commit(t, 3, moodOp("3kh5dye2qpc2b", after))),
+	)
+	c := r.start(t, nil)
+	r.handledAll(t, c)
+	if r.store.Mood(before).Rkey != "3kh5dye2qpc2a" || r.store.Mood(after).Rkey != "3kh5dye2qpc2b" {
+		t.Fatalf("alice's ops not applied around ghost's: %+v %+v", r.store.Mood(before), r.store.Mood(after))
+	}
+	if s := c.Stats(); s.BadCommits != 1 {
+		t.Fatalf("stats %+v: want ghost's commit counted as bad", s)
+	}
+}
+
+// TestGoneIsNotFound: a directory's 410 Gone (a tombstoned did:plc) reads
+// as indigo's ErrDIDNotFound, like a 404; a 5xx stays a failure to resolve.
+func TestGoneIsNotFound(t *testing.T) {
+	for _, c := range []struct {
+		status   int
+		notFound bool
+	}{{http.StatusGone, true}, {http.StatusNotFound, true}, {http.StatusServiceUnavailable, false}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(c.status) }))
+		dir := &identity.BaseDirectory{PLCURL: srv.URL, HTTPClient: http.Client{Transport: goneIsNotFound{http.DefaultTransport}}}
+		_, err := dir.LookupDID(context.Background(), syntax.DID("did:plc:ghost"))
+		srv.Close()
+		if got := errors.Is(err, identity.ErrDIDNotFound); got != c.notFound {
+			t.Errorf("HTTP %d: ErrDIDNotFound %v (%v), want %v", c.status, got, err, c.notFound)
+		}
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/publisher/intent"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/backoff"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
@@ -141,7 +141,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			fetchFailures++
 			delay := p.backoff(fetchFailures)
 			p.log.Warn("fetching intents failed", "err", err, "retry_in", delay)
-			sleepCtx(ctx, delay)
+			backoff.Sleep(ctx, delay)
 			continue
 		}
 		fetchFailures = 0
@@ -360,21 +360,7 @@ func (p *Publisher) observe(op, outcome string) {
 }
 
 // backoff is the delay before retry n (1-based): doubling from MinBackoff
-// up to MaxBackoff, with up to 20% jitter so retries of many intents spread.
+// up to MaxBackoff, with jitter so retries of many intents spread.
 func (p *Publisher) backoff(n int) time.Duration {
-	d := p.cfg.MinBackoff
-	for i := 1; i < n && d < p.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, p.cfg.MaxBackoff)
-	return d + time.Duration(rand.Int64N(int64(d)/5+1))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	return backoff.Delay(n, p.cfg.MinBackoff, p.cfg.MaxBackoff)
 }

@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/whistlegraph/moodsync/reconcile"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -127,5 +129,27 @@ func TestDeployREADMEListsEveryMetric(t *testing.T) {
 	sort.Strings(missing)
 	if len(missing) > 0 {
 		t.Errorf("README.md does not list %s", strings.Join(missing, ", "))
+	}
+}
+
+// TestEngineActionsReachTheirMetrics: drift found and fixed and the
+// mass-delete guard have series of their own; other actions are counted by
+// name.
+func TestEngineActionsReachTheirMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	m.engineAction(reconcile.ActionMassDeleteGuard, 1)
+	m.engineAction(reconcile.ActionDriftFound, 3)
+	m.engineAction(reconcile.ActionDriftFixed, 2)
+	m.engineAction("did_rebound", 1)
+	for metric, want := range map[prometheus.Collector]float64{
+		m.guardTrips: 1, m.driftFound: 3, m.driftFixed: 2, m.actions.WithLabelValues("did_rebound"): 1,
+	} {
+		if got := testutil.ToFloat64(metric); got != want {
+			t.Errorf("%v: %v, want %v", metric, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(m.actions.WithLabelValues(reconcile.ActionMassDeleteGuard)); got != 0 {
+		t.Errorf("the guard also counted as a plain action: %v", got)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/whistlegraph/moodsync/reconcile/backoff"
 )
 
 // Defaults.
@@ -206,7 +207,7 @@ func (l *Lease) acquire(ctx context.Context, kv *jetstream.KeyValue) (uint64, ti
 	first := true
 	for {
 		if !first {
-			if !sleep(ctx, l.pollEvery()) {
+			if !backoff.Sleep(ctx, l.pollEvery()) {
 				return 0, time.Time{}, ctx.Err()
 			}
 		}
@@ -354,16 +355,5 @@ func (l *Lease) warnOnce(msg string, err error) {
 	if s := msg + err.Error(); s != l.lastWarn {
 		l.lastWarn = s
 		l.log.Warn(msg, "err", err)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
