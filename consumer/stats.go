@@ -21,8 +21,8 @@ type Stats struct {
 	BadCommits      int64 // commits that failed verification
 	Undecodable     int64 // frames of ours whose blocks could not be read
 	AccountsDeleted int64 // #account deleted events of our users
-	UserReconciles  int64 // whole-user reconciles run
-	FullReconciles  int64 // all-users reconciles run (first start, outdated cursor)
+	UserReconciles  int64 // whole-user reconciles queued (gaps)
+	FullReconciles  int64 // sweeps of every user queued (first start, outdated or future cursor)
 	Reconnects      int64
 	Errors          int64 // engine failures given up on (permanent)
 	FirstSeq        int64 // seq of the first event handled by this run
@@ -51,12 +51,6 @@ func (c *counters) verdict(v reconcile.Verdict, n int) {
 		c.verdicts = map[reconcile.Verdict]int64{}
 	}
 	c.verdicts[v] += int64(n)
-}
-
-func (c *counters) tally(t reconcile.Tally) {
-	for v, n := range t {
-		c.verdict(v, n)
-	}
 }
 
 func (c *counters) snapshot() Stats {

@@ -34,17 +34,6 @@ func buildOptions(opts []Option) options {
 	return o
 }
 
-// Tally counts verdicts, for callers that report them (the consumer's
-// stats, the audit command's summary).
-type Tally map[Verdict]int
-
-// Add adds other's counts.
-func (t Tally) Add(other Tally) {
-	for v, n := range other {
-		t[v] += n
-	}
-}
-
 // verdict reports a verdict to Observe and the log. Confirmations are the
 // steady state and stay at debug level; everything else says what happened.
 func (e *Engine) verdict(v Verdict, acct model.Account, rkey, moodID, why string) {

@@ -286,11 +286,11 @@ func TestReconcileUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verdicts := reconcile.Tally{}
+	verdicts := map[reconcile.Verdict]int{}
 	for _, r := range out.Results {
 		verdicts[r.Verdict]++
 	}
-	want := reconcile.Tally{
+	want := map[reconcile.Verdict]int{
 		reconcile.VerdictRepair: 1, reconcile.VerdictDuplicate: 1, reconcile.VerdictOrphan: 1,
 		reconcile.VerdictPDSDelete: 1, reconcile.VerdictClear: 1,
 	}

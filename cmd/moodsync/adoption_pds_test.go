@@ -177,10 +177,6 @@ func TestAdoptionGuide(t *testing.T) {
 		}
 	}
 
-	// A mood the app writes after the backfill, before it is switched:
-	// no intent is ever published for it.
-	between, _ := mood(ana.User, "written before the switch")
-
 	// 9. Deploy with anti-entropy off: the first start reconciles every
 	// user and finds nothing to change.
 	natsURL := devenv.NewNATS(t)
@@ -197,13 +193,20 @@ func TestAdoptionGuide(t *testing.T) {
 	before = w.snapshot()
 	d := &daemon{t: t, env: append(slices.Clone(env), "MOODSYNC_ANTI_ENTROPY_EVERY=0")}
 	d.start()
-	devenv.Eventually(t, 60*time.Second, "first start reconciled every user and is ready", func() bool {
+	devenv.Eventually(t, 60*time.Second, "first start queued and carried out a reconcile of every user", func() bool {
 		code, _ := get(httpAddr, "/readyz")
-		return code == http.StatusOK && strings.Contains(d.logs.String(), "every user reconciled")
+		m := scrape(t, httpAddr)
+		// Ready: every user queued; and every queued reconcile carried out.
+		return code == http.StatusOK && strings.Contains(d.logs.String(), "every user queued for a reconcile") &&
+			sum(m, "moodsync_intents_pending") == 0 && sum(m, "moodsync_intents_total", `op="reconcile"`, `outcome="applied"`) >= 1
 	})
 	if after := w.snapshot(); after != before {
 		t.Fatalf("the first start changed something after the guide's steps:\nbefore\n%s\nafter\n%s", before, after)
 	}
+
+	// A mood the app writes after the first start, before it is switched:
+	// no intent is ever published for it.
+	between, _ := mood(ana.User, "written before the switch")
 
 	// 10. The switched app publishes a create intent after its insert.
 	switched, _ := mood(ana.User, "written after the switch")
@@ -219,11 +222,12 @@ func TestAdoptionGuide(t *testing.T) {
 		t.Fatalf("run exited %d:\n%s", code, d.logs.String())
 	}
 
-	// 11. Anti-entropy on: its first pass writes the mood no intent named.
-	d = &daemon{t: t, env: append(slices.Clone(env), "MOODSYNC_ANTI_ENTROPY_EVERY=24h")}
+	// 11. Anti-entropy on: its next pass — a period after the first
+	// start's sweep (a short one here) — writes the mood no intent named.
+	d = &daemon{t: t, env: append(slices.Clone(env), "MOODSYNC_ANTI_ENTROPY_EVERY=3s")}
 	d.start()
-	devenv.Eventually(t, 60*time.Second, "the first anti-entropy pass wrote the mood", func() bool {
-		return w.mood(between).Rkey != "" && strings.Contains(d.logs.String(), "anti-entropy pass finished")
+	devenv.Eventually(t, 60*time.Second, "the periodic pass wrote the mood", func() bool {
+		return w.mood(between).Rkey != "" && strings.Contains(d.logs.String(), "cause=periodic")
 	})
 	if code := d.stop(); code != 0 {
 		t.Fatalf("run exited %d:\n%s", code, d.logs.String())
