@@ -312,6 +312,13 @@ func (c *Consumer) onAccount(ctx context.Context, evt *comatproto.SyncSubscribeR
 			status = *evt.Status
 		}
 	}
+	if _, ours := c.accounts.get(evt.Did); !ours && status != model.StatusDeleted {
+		// Not one of our users' DIDs (a relay carries the whole network):
+		// nothing to record. A deletion is looked up all the same: the
+		// binding may name a user whose row no longer does.
+		c.stats.dropped.Add(1)
+		return nil
+	}
 	if status == model.StatusDeleted {
 		c.stats.accountsDeleted.Add(1)
 		delete(c.chains, evt.Did)
