@@ -124,7 +124,7 @@ const (
 	ActionMassDeleteGuard = "mass_delete_guard" // the guard kept soft deletes back
 )
 
-// MassDeleteLimit, when positive, replaces DefaultMassDeleteLimit.
+// massDeleteLimit is Engine.MassDeleteLimit, or DefaultMassDeleteLimit.
 func (e *Engine) massDeleteLimit() int {
 	if e.MassDeleteLimit > 0 {
 		return e.MassDeleteLimit
