@@ -67,9 +67,12 @@ func (o *Outcome) GuardTripped() bool { return o != nil && len(o.Plan.Held) > 0 
 // be compared (no account, an inactive one, a DID two users claim, the repo
 // unreadable) or some fixes failed (Results say which); errors that a retry
 // cannot fix are permanent (model.IsPermanent).
-func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o ReconcileOptions) (*Outcome, error) {
+func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o ReconcileOptions) (out *Outcome, err error) {
 	defer e.lockUser(user)()
-	out := &Outcome{Cause: cause}
+	if !o.DryRun {
+		defer func() { e.noteReconcile(ctx, user, cause, out, err) }()
+	}
+	out = &Outcome{Cause: cause}
 	acct, rebound, err := e.snapshotSubject(ctx, user, o.DryRun)
 	if err != nil {
 		return nil, err
