@@ -56,6 +56,8 @@ type Store interface {
 	LoadCursor(ctx context.Context, stream string) (int64, bool, error)
 	SaveCursor(ctx context.Context, stream string, seq int64) error
 	DeleteCursor(ctx context.Context, stream string) error
+	// NoteEvent records the last firehose event of did (marks.go).
+	NoteEvent(ctx context.Context, did string, mark model.EventMark) error
 }
 
 // DefaultPLCURL is the public did:plc directory.
@@ -142,6 +144,7 @@ type Consumer struct {
 	readyCh     chan struct{}
 
 	chains map[string]chainLink // by DID; only the handler goroutine uses it
+	noted  map[string]time.Time // by DID: last noteEvent write; handler goroutine only
 
 	// resetCursor is set when the server says our cursor is in its future.
 	resetCursor atomic.Bool
