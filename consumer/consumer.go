@@ -56,8 +56,9 @@ type Store interface {
 	LoadCursor(ctx context.Context, stream string) (int64, bool, error)
 	SaveCursor(ctx context.Context, stream string, seq int64) error
 	DeleteCursor(ctx context.Context, stream string) error
-	// NoteEvent records the last firehose event of did (marks.go).
-	NoteEvent(ctx context.Context, did string, mark model.EventMark) error
+	// NoteEvent records the last firehose event of did on the bindings to
+	// it, and reports whether there was one (marks.go).
+	NoteEvent(ctx context.Context, did string, mark model.EventMark) (bool, error)
 }
 
 // DefaultPLCURL is the public did:plc directory.

@@ -36,11 +36,16 @@ func (c *Consumer) noteEvent(ctx context.Context, did, kind string, seq int64, n
 			}
 		}
 	}
-	c.noted[did] = now
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	mark := model.EventMark{At: now.UTC(), Kind: kind, Seq: seq}
-	if err := c.store.NoteEvent(wctx, did, mark); err != nil {
+	marked, err := c.store.NoteEvent(wctx, did, mark)
+	if err != nil {
 		c.log.Warn("could not record the last firehose event", "did", did, "kind", kind, "seq", seq, "err", err)
+	}
+	// A DID with no binding yet (its user was never reconciled nor written
+	// for) is not throttled: its next event is recorded once it is bound.
+	if marked || err != nil {
+		c.noted[did] = now
 	}
 }

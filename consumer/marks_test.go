@@ -54,18 +54,26 @@ func TestLastEventIsRecorded(t *testing.T) {
 }
 
 // TestLastCommitIsRecordedOnceAMinute: a DID's commits are written at most
-// once every noteEvery; account events always.
+// once every noteEvery; account events always; a DID not bound yet is not
+// throttled (nothing was written).
 func TestLastCommitIsRecordedOnceAMinute(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	_, alice := r.boundUser(t, "alice")
+	_, alice := r.user(t, "alice")
 	c, err := New(Config{FirehoseURL: r.fh.URL, Directory: r.dir}, r.engine, r.store, r.queue, r.sweep)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2025, 10, 14, 19, 30, 0, 0, time.UTC)
+	c.noteEvent(ctx, alice.DID, model.EventCommit, 0, t0.Add(-time.Second))
+	if _, err := r.store.Bind(ctx, alice.User, alice.DID, ""); err != nil {
+		t.Fatal(err)
+	}
 	seqOf := func() int64 {
 		b, _ := r.store.Binding(ctx, alice.User)
+		if b.LastEvent == nil {
+			return -1
+		}
 		return b.LastEvent.Seq
 	}
 	steps := []struct {

@@ -101,11 +101,15 @@ func (s *Store) NoteReconcile(ctx context.Context, user string, mark model.Recon
 	return err
 }
 
-// NoteEvent records the last firehose event of did on the bindings to it.
-func (s *Store) NoteEvent(ctx context.Context, did string, mark model.EventMark) error {
-	_, err := s.bindings.UpdateMany(ctx, bson.D{{Key: "did", Value: did}},
+// NoteEvent records the last firehose event of did on the bindings to it,
+// and reports whether there was one.
+func (s *Store) NoteEvent(ctx context.Context, did string, mark model.EventMark) (bool, error) {
+	res, err := s.bindings.UpdateMany(ctx, bson.D{{Key: "did", Value: did}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "lastEvent", Value: mark}}}})
-	return err
+	if err != nil {
+		return false, err
+	}
+	return res.MatchedCount > 0, nil
 }
 
 // UsersRow returns what may be shown of user's users row, nil when there

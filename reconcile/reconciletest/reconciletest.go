@@ -188,17 +188,19 @@ func (s *Store) NoteReconcile(_ context.Context, user string, mark model.Reconci
 }
 
 // NoteEvent records the last firehose event of did on the bindings to it,
-// as mongostore.Store does.
-func (s *Store) NoteEvent(_ context.Context, did string, mark model.EventMark) error {
+// and reports whether there was one, as mongostore.Store does.
+func (s *Store) NoteEvent(_ context.Context, did string, mark model.EventMark) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	marked := false
 	for user, b := range s.bindings {
 		if b.DID == did {
 			b.LastEvent = &mark
 			s.bindings[user] = b
+			marked = true
 		}
 	}
-	return nil
+	return marked, nil
 }
 
 // Accounts returns every account.
