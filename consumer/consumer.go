@@ -56,6 +56,9 @@ type Store interface {
 	LoadCursor(ctx context.Context, stream string) (int64, bool, error)
 	SaveCursor(ctx context.Context, stream string, seq int64) error
 	DeleteCursor(ctx context.Context, stream string) error
+	// NoteEvent records the last firehose event of did on the bindings to
+	// it, and reports whether there was one (marks.go).
+	NoteEvent(ctx context.Context, did string, mark model.EventMark) (bool, error)
 }
 
 // DefaultPLCURL is the public did:plc directory.
@@ -142,6 +145,7 @@ type Consumer struct {
 	readyCh     chan struct{}
 
 	chains map[string]chainLink // by DID; only the handler goroutine uses it
+	noted  map[string]time.Time // by DID: last noteEvent write; handler goroutine only
 
 	// resetCursor is set when the server says our cursor is in its future.
 	resetCursor atomic.Bool

@@ -103,6 +103,7 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 		return nil
 	}
 	c.stats.commits.Add(1)
+	c.noteEvent(ctx, evt.Repo, model.EventCommit, evt.Seq, time.Now())
 
 	prev, known := c.chains[evt.Repo]
 	if known && evt.Rev <= prev.rev {
@@ -331,6 +332,9 @@ func (c *Consumer) onAccount(ctx context.Context, evt *comatproto.SyncSubscribeR
 	})
 	if err != nil {
 		return err
+	}
+	if _, ours := c.accounts.get(evt.Did); ours {
+		c.noteEvent(ctx, evt.Did, model.EventAccount, evt.Seq, time.Now())
 	}
 	for _, user := range reactivated {
 		c.log.Info("account active again: queueing a reconcile", "user", user, "did", evt.Did)

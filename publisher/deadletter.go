@@ -6,12 +6,12 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/whistlegraph/moodsync/publisher/intent"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // Dead-letter headers.
@@ -85,12 +85,5 @@ func headerText(s string, n int) string {
 		}
 		return r
 	}, strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return model.Truncate(s, n)
 }

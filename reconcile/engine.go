@@ -44,6 +44,9 @@ type Store interface {
 	Bind(ctx context.Context, user, did, prev string) (bool, error)
 	// SetStatus records the account status of user's binding to did.
 	SetStatus(ctx context.Context, user, did, status string) error
+	// NoteReconcile records the last whole-user reconcile on user's
+	// binding, if there is one (for operators: moodsync status).
+	NoteReconcile(ctx context.Context, user string, mark model.ReconcileMark) error
 
 	// SetRkey sets atproto.rkey on a live mood whose atproto is unset.
 	SetRkey(ctx context.Context, id, rkey string) (bool, error)

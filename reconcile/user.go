@@ -72,8 +72,11 @@ func (o *Outcome) GuardTripped() bool { return o != nil && len(o.Plan.Held) > 0 
 // not for the whole pass: the firehose's ops of the same user (the
 // consumer applies them inline) wait for one fix at most, never for a
 // whole repo. Every fix is compare-and-set, so interleaving is safe.
-func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o ReconcileOptions) (*Outcome, error) {
-	out := &Outcome{Cause: cause}
+func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o ReconcileOptions) (out *Outcome, err error) {
+	if !o.DryRun {
+		defer func() { e.noteReconcile(ctx, user, cause, out, err) }()
+	}
+	out = &Outcome{Cause: cause}
 	unlock := e.lockUser(user)
 	acct, rebound, err := e.snapshotSubject(ctx, user, o.DryRun)
 	unlock()

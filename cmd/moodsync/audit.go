@@ -128,21 +128,28 @@ func writeCounts(w io.Writer, m reconcile.MongoCounts, a reconcile.ATProtoCounts
 	fmt.Fprintf(w, "MongoDB moods: %d\n", m.Live)
 	fmt.Fprintf(w, "  ✅ Synced to ATProto: %d\n", m.Synced)
 	fmt.Fprintf(w, "  ⚠️  Not synced: %d\n", m.NotSynced)
-	optional := func(label string, n int) {
-		if n > 0 {
-			fmt.Fprintf(w, "  %s: %d\n", label, n)
-		}
-	}
-	optional("🔗 Record not linked", m.Unlinked)
-	optional("❓ Stale rkey", m.StaleRkey)
+	optionalCount(w, "🔗 Record not linked", m.Unlinked)
+	optionalCount(w, "❓ Stale rkey", m.StaleRkey)
 	fmt.Fprintf(w, "  🗑️  Soft deleted: %d\n", m.SoftDeleted)
+	writeATProtoCounts(w, a)
+}
+
+// optionalCount writes a count line only when it is not zero.
+func optionalCount(w io.Writer, label string, n int) {
+	if n > 0 {
+		fmt.Fprintf(w, "  %s: %d\n", label, n)
+	}
+}
+
+// writeATProtoCounts writes the repo's count block.
+func writeATProtoCounts(w io.Writer, a reconcile.ATProtoCounts) {
 	fmt.Fprintf(w, "ATProto moods: %d\n", a.Records)
 	fmt.Fprintf(w, "  ✅ Matched in MongoDB: %d\n", a.Matched)
 	fmt.Fprintf(w, "  ⚠️  Orphaned (MongoDB deleted): %d\n", a.Orphaned)
-	optional("👥 Duplicates", a.Duplicate)
-	optional("🎭 Spoofed ref", a.Spoofed)
-	optional("❌ Invalid", a.Invalid)
-	optional("✏️  Text mismatch", a.TextMismatch)
+	optionalCount(w, "👥 Duplicates", a.Duplicate)
+	optionalCount(w, "🎭 Spoofed ref", a.Spoofed)
+	optionalCount(w, "❌ Invalid", a.Invalid)
+	optionalCount(w, "✏️  Text mismatch", a.TextMismatch)
 }
 
 // writeAuditText writes the human report: a block per user, then totals.
@@ -158,29 +165,7 @@ func writeAuditText(w io.Writer, out auditOutput) {
 			fmt.Fprint(w, "Issues: none\n\n")
 			continue
 		}
-		fmt.Fprintln(w, "Issues:")
-		for _, class := range reconcile.Classes {
-			var ids []string
-			line := issueLines[class]
-			for _, f := range u.Findings {
-				if f.Class != class {
-					continue
-				}
-				if line.byRkey {
-					ids = append(ids, f.Rkey)
-				} else {
-					ids = append(ids, f.MoodID)
-				}
-			}
-			if len(ids) == 0 {
-				continue
-			}
-			kind := "IDs"
-			if line.byRkey {
-				kind = "rkeys"
-			}
-			fmt.Fprintf(w, "  - %s (%s: %s)\n", plural(len(ids), line.one, line.many), kind, shortList(ids))
-		}
+		writeIssues(w, u.Findings)
 		writePlan(w, u)
 		fmt.Fprintln(w)
 	}
@@ -197,6 +182,34 @@ func writeAuditText(w io.Writer, out auditOutput) {
 		fmt.Fprintf(w, " (backfill: %d, cleanup: %d)", backfill, t.Drift-backfill)
 	}
 	fmt.Fprintf(w, "; notices: %d\n", t.Notices)
+}
+
+// writeIssues lists the findings by class, a line per class with the
+// first few ids.
+func writeIssues(w io.Writer, findings []reconcile.Finding) {
+	fmt.Fprintln(w, "Issues:")
+	for _, class := range reconcile.Classes {
+		var ids []string
+		line := issueLines[class]
+		for _, f := range findings {
+			if f.Class != class {
+				continue
+			}
+			if line.byRkey {
+				ids = append(ids, f.Rkey)
+			} else {
+				ids = append(ids, f.MoodID)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		kind := "IDs"
+		if line.byRkey {
+			kind = "rkeys"
+		}
+		fmt.Fprintf(w, "  - %s (%s: %s)\n", plural(len(ids), line.one, line.many), kind, shortList(ids))
+	}
 }
 
 // writePlan says what a reconcile of the user would do, fix kinds counted

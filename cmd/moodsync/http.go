@@ -19,7 +19,9 @@ type readinessCheck struct {
 	check func(ctx context.Context) error
 }
 
-func httpHandler(reg *prometheus.Registry, in *infra, extra ...readinessCheck) http.Handler {
+// httpHandler serves the HTTP port: metrics, probes and, for operators,
+// the status of a user at GET /v1/users/{sub} (users).
+func httpHandler(reg *prometheus.Registry, in *infra, users http.Handler, extra ...readinessCheck) http.Handler {
 	checks := append([]readinessCheck{
 		{"mongo", in.Store.Ping},
 		{"nats", func(context.Context) error {
@@ -31,6 +33,7 @@ func httpHandler(reg *prometheus.Registry, in *infra, extra ...readinessCheck) h
 	}, extra...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /v1/users/{sub}", users)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -34,6 +34,7 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"run":      &runCommand{stdout: stdout, stderr: stderr},
 		"publish":  &publishCommand{stdout: stdout, stderr: stderr},
 		"dead":     &deadCommand{stdout: stdout, stderr: stderr, stdin: os.Stdin},
+		"status":   &statusCommand{stdout: stdout, stderr: stderr},
 		"audit":    &auditCommand{stdout: stdout, stderr: stderr},
 		"backfill": &backfillCommand{stdout: stdout, stderr: stderr},
 		"cleanup":  &cleanupCommand{stdout: stdout, stderr: stderr},
@@ -57,6 +58,7 @@ The commands are:
 	purge      erase every mood of a user on both sides
 	publish    publish an intent by hand
 	dead       list, replay or drop dead-lettered intents
+	status     what moodsync knows of one user
 	version    print the version
 
 Every setting is an environment variable MOODSYNC_<NAME> with a matching

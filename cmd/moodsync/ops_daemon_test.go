@@ -97,6 +97,29 @@ func testDB(t *testing.T) string {
 	return db
 }
 
+// testDaemon is a daemon (not started) on the PDS at pdsURL, a fresh
+// database reached at mongoURI (the store returned reads it directly), an
+// embedded NATS of its own and a free HTTP port, with anti-entropy off.
+func testDaemon(t *testing.T, pdsURL, plcURL, mongoURI string) (d *daemon, store *mongostore.Store, natsURL, httpAddr string) {
+	natsURL, db, httpAddr := devenv.NewNATS(t), testDB(t), freeAddr(t)
+	d = &daemon{t: t, env: []string{
+		"MOODSYNC_PDS_URL=" + pdsURL,
+		"MOODSYNC_PLC_URL=" + plcURL,
+		"MOODSYNC_MONGO_URI=" + mongoURI,
+		"MOODSYNC_MONGO_DB=" + db,
+		"MOODSYNC_NATS_URL=" + natsURL,
+		"MOODSYNC_HTTP_ADDR=" + httpAddr,
+		"MOODSYNC_LOG_FORMAT=text",
+		"MOODSYNC_ANTI_ENTROPY_EVERY=0",
+	}}
+	store, err := mongostore.Connect(devenv.MongoURI(t), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	return d, store, natsURL, httpAddr
+}
+
 // TestMetricsMatchAScriptedRunAndReadyzFollowsMongo runs the daemon on
 // real parts — the dev PDS behind a counting proxy, an embedded NATS, the
 // Mongo-wire server behind a TCP forwarder — scripts intents, then checks
@@ -108,24 +131,7 @@ func TestMetricsMatchAScriptedRunAndReadyzFollowsMongo(t *testing.T) {
 	proxy := devenv.NewProxy(t, pds.URL)
 	mongoAddr := strings.TrimSuffix(strings.TrimPrefix(devenv.MongoURI(t), "mongodb://"), "/")
 	fwd := devenv.NewForwarder(t, mongoAddr)
-	natsURL := devenv.NewNATS(t)
-	db := testDB(t)
-	httpAddr := freeAddr(t)
-	d := &daemon{t: t, env: []string{
-		"MOODSYNC_PDS_URL=" + proxy.URL,
-		"MOODSYNC_PLC_URL=" + pds.PLCURL,
-		"MOODSYNC_MONGO_URI=mongodb://" + fwd.Addr + "/",
-		"MOODSYNC_MONGO_DB=" + db,
-		"MOODSYNC_NATS_URL=" + natsURL,
-		"MOODSYNC_HTTP_ADDR=" + httpAddr,
-		"MOODSYNC_LOG_FORMAT=text",
-		"MOODSYNC_ANTI_ENTROPY_EVERY=0",
-	}}
-	store, err := mongostore.Connect(devenv.MongoURI(t), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close(context.Background())
+	d, store, natsURL, httpAddr := testDaemon(t, proxy.URL, pds.PLCURL, "mongodb://"+fwd.Addr+"/")
 	// The users exist before the daemon starts, so the follower knows them
 	// from its first event on.
 	alice := pds.CreateUser(t, store)

@@ -16,6 +16,7 @@ import (
 	"github.com/whistlegraph/moodsync/publisher"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
+	"github.com/whistlegraph/moodsync/reconcile/status"
 )
 
 // runCommand is the daemon: publisher + firehose consumer + HTTP.
@@ -33,7 +34,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	cf := configFlags{fs, &cfg}
 	cf.pds()
 	cf.stores()
-	cf.str(&cfg.HTTPAddr, "http-addr", "127.0.0.1:9464", "listen address of /metrics, /healthz, /readyz")
+	cf.str(&cfg.HTTPAddr, "http-addr", "127.0.0.1:9464", "listen address of /metrics, /healthz, /readyz and the admin route /v1/users/{sub}: keep it private")
 	cf.int(&cfg.PublishConcurrency, "publish-concurrency", 4, "users whose intents are applied at once")
 	cf.bool(&cfg.VerifyCommits, "verify-commits", true, "verify firehose commit signatures and MST inversion")
 	cf.bool(&cfg.DeleteOrphans, "delete-orphans", true, "delete records whose mood is deleted or missing")
@@ -73,7 +74,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	pub.Observe = m.intent
 	lead := newLeadership(in.JS, m, log)
 
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(reg, &in, lead.readiness()), ReadHeaderTimeout: 5 * time.Second}
+	statuses := status.NewReader(in.Store, pds, cfg.MassDeleteLimit, log)
+	statuses.JS = in.JS
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(reg, &in, statusHandler(statuses, log), lead.readiness()), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)

@@ -127,6 +127,9 @@ type Binding struct {
 	DID      string    `bson:"did" json:"did"`
 	Status   string    `bson:"status,omitempty" json:"status,omitempty"`
 	StatusAt time.Time `bson:"statusAt,omitempty" json:"statusAt,omitzero"`
+	// LastEvent and LastReconcile are for operators (activity.go).
+	LastEvent     *EventMark     `bson:"lastEvent,omitempty" json:"lastEvent,omitempty"`
+	LastReconcile *ReconcileMark `bson:"lastReconcile,omitempty" json:"lastReconcile,omitempty"`
 }
 
 // Inactive reports whether the status parks the user's writes.

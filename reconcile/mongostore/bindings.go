@@ -92,3 +92,47 @@ func (s *Store) UsersOfDID(ctx context.Context, did string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// NoteReconcile records the last whole-user reconcile of user on their
+// binding (none is made for a user without one).
+func (s *Store) NoteReconcile(ctx context.Context, user string, mark model.ReconcileMark) error {
+	_, err := s.bindings.UpdateOne(ctx, bson.D{{Key: "_id", Value: user}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "lastReconcile", Value: mark}}}})
+	return err
+}
+
+// NoteEvent records the last firehose event of did on the bindings to it,
+// and reports whether there was one.
+func (s *Store) NoteEvent(ctx context.Context, did string, mark model.EventMark) (bool, error) {
+	res, err := s.bindings.UpdateMany(ctx, bson.D{{Key: "did", Value: did}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "lastEvent", Value: mark}}}})
+	if err != nil {
+		return false, err
+	}
+	return res.MatchedCount > 0, nil
+}
+
+// UsersRow returns what may be shown of user's users row, nil when there
+// is no row. The password itself is never read: a second query asks
+// whether one is stored.
+func (s *Store) UsersRow(ctx context.Context, user string) (*model.UsersRow, error) {
+	var u UserDoc
+	err := s.users.FindOne(ctx, bson.D{{Key: "_id", Value: user}},
+		options.FindOne().SetProjection(bson.D{{Key: "atproto.did", Value: 1}, {Key: "atproto.handle", Value: 1}})).Decode(&u)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	row := &model.UsersRow{User: u.ID}
+	if u.Atproto != nil {
+		row.DID, row.Handle = u.Atproto.DID, u.Atproto.Handle
+	}
+	n, err := s.users.CountDocuments(ctx, bson.D{{Key: "_id", Value: user}, {Key: "atproto.password", Value: bson.D{{Key: "$gt", Value: ""}}}})
+	if err != nil {
+		return nil, err
+	}
+	row.HasPassword = n > 0
+	return row, nil
+}

@@ -176,6 +176,33 @@ func (s *Store) SetStatus(_ context.Context, user, did, status string) error {
 	return nil
 }
 
+// NoteReconcile implements reconcile.Store.
+func (s *Store) NoteReconcile(_ context.Context, user string, mark model.ReconcileMark) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.bindings[user]; ok {
+		b.LastReconcile = &mark
+		s.bindings[user] = b
+	}
+	return nil
+}
+
+// NoteEvent records the last firehose event of did on the bindings to it,
+// and reports whether there was one, as mongostore.Store does.
+func (s *Store) NoteEvent(_ context.Context, did string, mark model.EventMark) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	marked := false
+	for user, b := range s.bindings {
+		if b.DID == did {
+			b.LastEvent = &mark
+			s.bindings[user] = b
+			marked = true
+		}
+	}
+	return marked, nil
+}
+
 // Accounts returns every account.
 func (s *Store) Accounts(context.Context) ([]model.Account, error) {
 	s.mu.Lock()

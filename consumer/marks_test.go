@@ -1,0 +1,97 @@
+package consumer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	comatproto "github.com/bluesky-social/indigo/api/atproto"
+
+	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
+	"github.com/whistlegraph/moodsync/reconcile/model"
+)
+
+// boundUser is r.user, bound to its DID as the engine's first write binds
+// it: marks go on bindings.
+func (r *rig) boundUser(t *testing.T, name string) (*genRepo, model.Account) {
+	g, acct := r.user(t, name)
+	if _, err := r.store.Bind(context.Background(), acct.User, acct.DID, ""); err != nil {
+		t.Fatal(err)
+	}
+	return g, acct
+}
+
+// TestLastEventIsRecorded: commits and #account events of a user land on
+// their binding as the last firehose event; a stranger's make no mark.
+func TestLastEventIsRecorded(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	g, alice := r.boundUser(t, "alice")
+	stranger := newGenRepo(t, "did:plc:stranger", r.dir)
+	r.fh.add(
+		commitFrame(t, g.commit(t, 1, moodOp("3kh5dye2qpc2a", r.mood(alice, 1)))),
+		commitFrame(t, stranger.commit(t, 2, g.postOp())),
+	)
+	c := r.start(t, nil)
+	r.handledAll(t, c)
+	last := func() *model.EventMark {
+		b, err := r.store.Binding(ctx, alice.User)
+		if err != nil || b == nil {
+			t.Fatalf("binding %v, %v", b, err)
+		}
+		return b.LastEvent
+	}
+	if m := last(); m == nil || m.Kind != model.EventCommit || m.Seq != 1 || m.At.IsZero() {
+		t.Fatalf("after alice's commit: %+v", m)
+	}
+	deactivated := model.StatusDeactivated
+	r.fh.add(frame(t, "#account", &comatproto.SyncSubscribeRepos_Account{Did: alice.DID, Seq: 3, Active: false, Status: &deactivated, Time: "2025-10-14T19:30:00.000Z"}))
+	r.handledAll(t, c)
+	devenv.Eventually(t, soon, "the #account event recorded", func() bool {
+		m := last()
+		return m != nil && m.Kind == model.EventAccount && m.Seq == 3
+	})
+}
+
+// TestLastCommitIsRecordedOnceAMinute: a DID's commits are written at most
+// once every noteEvery; account events always; a DID not bound yet is not
+// throttled (nothing was written).
+func TestLastCommitIsRecordedOnceAMinute(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	_, alice := r.user(t, "alice")
+	c, err := New(Config{FirehoseURL: r.fh.URL, Directory: r.dir}, r.engine, r.store, r.queue, r.sweep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 10, 14, 19, 30, 0, 0, time.UTC)
+	c.noteEvent(ctx, alice.DID, model.EventCommit, 0, t0.Add(-time.Second))
+	if _, err := r.store.Bind(ctx, alice.User, alice.DID, ""); err != nil {
+		t.Fatal(err)
+	}
+	seqOf := func() int64 {
+		b, _ := r.store.Binding(ctx, alice.User)
+		if b.LastEvent == nil {
+			return -1
+		}
+		return b.LastEvent.Seq
+	}
+	steps := []struct {
+		kind string
+		seq  int64
+		at   time.Time
+		want int64
+	}{
+		{model.EventCommit, 1, t0, 1},
+		{model.EventCommit, 2, t0.Add(noteEvery - time.Second), 1}, // throttled
+		{model.EventAccount, 3, t0.Add(noteEvery - time.Second), 3},
+		{model.EventCommit, 4, t0.Add(noteEvery), 3}, // within a minute of the account event's write
+		{model.EventCommit, 5, t0.Add(2*noteEvery - time.Second), 5},
+	}
+	for _, s := range steps {
+		c.noteEvent(ctx, alice.DID, s.kind, s.seq, s.at)
+		if got := seqOf(); got != s.want {
+			t.Fatalf("after %s %d at +%s: last event seq %d, want %d", s.kind, s.seq, s.at.Sub(t0), got, s.want)
+		}
+	}
+}

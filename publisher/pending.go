@@ -1,0 +1,101 @@
+package publisher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/whistlegraph/moodsync/publisher/intent"
+)
+
+// Pending is what the intents stream holds for one user: intents not
+// acknowledged yet, waiting or in flight (the stream is a work queue, so an
+// acknowledged intent is gone).
+type Pending struct {
+	// Count is how many of the intents read name the user.
+	Count int `json:"count"`
+	// Intents are the first of them, oldest first.
+	Intents []PendingIntent `json:"intents"`
+	// Waiting is how many intents the stream holds, every user's.
+	Waiting uint64 `json:"waiting"`
+	// Scanned is how many of them were read; Complete says that was all,
+	// else Count is a lower bound.
+	Scanned  int  `json:"scanned"`
+	Complete bool `json:"complete"`
+}
+
+// PendingIntent is one intent waiting in the stream.
+type PendingIntent struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Subject string    `json:"subject"`
+	Op      string    `json:"op"`
+	MongoID string    `json:"mongoId,omitempty"`
+	Cause   string    `json:"cause,omitempty"`
+}
+
+// PendingOf reads the intents stream for user's intents, oldest first, by
+// direct get: no consumer is made (a work-queue stream allows only the
+// publisher's) and nothing is taken from the queue. It reads at most scan
+// intents and keeps at most keep of the user's.
+func PendingOf(ctx context.Context, js jetstream.JetStream, user string, scan, keep int) (Pending, error) {
+	out := Pending{Intents: []PendingIntent{}, Complete: true}
+	s, err := js.Stream(ctx, intent.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return out, fmt.Errorf("look up stream %s: %w", intent.Stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return out, fmt.Errorf("stream %s: %w", intent.Stream, err)
+	}
+	out.Waiting = info.State.Msgs
+	last := info.State.LastSeq
+	for seq := info.State.FirstSeq; out.Waiting > 0 && seq <= last; {
+		if out.Scanned == scan {
+			out.Complete = false
+			break
+		}
+		raw, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(intent.Subjects))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("read %s at %d: %w", intent.Stream, seq, err)
+		}
+		seq = raw.Sequence + 1
+		if raw.Sequence > last {
+			break // published after we looked: not part of this snapshot
+		}
+		out.Scanned++
+		if p, ok := payloadOf(raw.Data); ok && p.User == user {
+			out.Count++
+			if len(out.Intents) < keep {
+				out.Intents = append(out.Intents, PendingIntent{
+					Seq: raw.Sequence, Time: raw.Time.UTC(), Subject: raw.Subject,
+					Op: p.Op, MongoID: p.MongoID, Cause: p.Cause,
+				})
+			}
+		}
+	}
+	return out, nil
+}
+
+// payloadOf reads an intent's fields leniently: a field of the wrong type
+// hides only itself (the publisher will dead-letter the intent; until then
+// it is the user's all the same).
+func payloadOf(data []byte) (intent.Intent, bool) {
+	var in intent.Intent
+	if len(data) > intent.MaxSize {
+		return in, false
+	}
+	err := json.Unmarshal(data, &in)
+	var wrongType *json.UnmarshalTypeError
+	return in, err == nil || errors.As(err, &wrongType)
+}

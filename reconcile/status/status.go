@@ -1,0 +1,342 @@
+// Package status gathers what moodsync knows of one user, for operators
+// (`moodsync status --user`, `GET /v1/users/{sub}`): the users row (never
+// the password), the DID binding and the account status as last seen, the
+// PDS's own word on the repo, the user's moods by state, drift from a fresh
+// compare, the user's pending intents and dead letters, and the last
+// firehose event and the last reconcile of the user.
+//
+// Reading a status changes nothing: the compare is the one whole-user
+// reconcile as a dry run, on an engine whose store refuses every write (not
+// even an account status the PDS reports is recorded), and the queues are
+// read by direct get.
+package status
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/whistlegraph/moodsync/publisher"
+	"github.com/whistlegraph/moodsync/publisher/deadletter"
+	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
+)
+
+// Store is the Mongo side a status is read from (*mongostore.Store).
+type Store interface {
+	reconcile.Store
+	// UsersRow returns what may be shown of a users row, nil without one.
+	UsersRow(ctx context.Context, user string) (*model.UsersRow, error)
+}
+
+// Defaults of Reader's bounds.
+const (
+	// DefaultScan is how many pending intents (every user's) are read at
+	// most to find a user's.
+	DefaultScan = 10_000
+	// DefaultKeep is how many of a user's pending intents and dead letters
+	// are listed (all are counted).
+	DefaultKeep = 10
+)
+
+// Reader reads the status of users.
+type Reader struct {
+	store  Store
+	pds    reconcile.PDS
+	engine *reconcile.Engine
+
+	// JS reads the intents and dead letters; nil when NATS could not be
+	// reached, and then NATSErr says why.
+	JS      jetstream.JetStream
+	NATSErr error
+	// Scan and Keep bound the reading of the queues (DefaultScan,
+	// DefaultKeep when zero).
+	Scan, Keep int
+}
+
+// NewReader returns a reader over store and pds. massDeleteLimit is the
+// daemon's, so the plan shows what its reconcile would hold back.
+func NewReader(store Store, pds reconcile.PDS, massDeleteLimit int, log *slog.Logger) *Reader {
+	e := reconcile.NewEngine(readOnly{store}, pds, log)
+	e.MassDeleteLimit = massDeleteLimit
+	return &Reader{store: store, pds: pds, engine: e}
+}
+
+// User is the status of one user. A section that could not be read says
+// why in its Error, and the others are shown all the same.
+type User struct {
+	User string `json:"user"`
+	// UsersRow is the app's users row; nil when there is none.
+	UsersRow *model.UsersRow `json:"usersRow"`
+	// UsersRowError says why the users row could not be read.
+	UsersRowError string `json:"usersRowError,omitempty"`
+	// Binding is moodsync's DID binding and account status; nil when the
+	// user was never bound (no reconcile or write yet).
+	Binding *Binding `json:"binding"`
+	// PDS is the PDS's word on the repo of the user's DID (the users row's,
+	// else the bound one); nil when there is no DID.
+	PDS   *PDSStatus `json:"pds"`
+	Moods Moods      `json:"moods"`
+	Drift Drift      `json:"drift"`
+	// Intents are the user's intents waiting in MOODSYNC_INTENTS.
+	Intents Intents `json:"intents"`
+	// DeadLetters are the user's dead letters in MOODSYNC_DEAD.
+	DeadLetters DeadLetters `json:"deadLetters"`
+	// LastEvent is the last firehose event of the user's DID the consumer
+	// recorded (commits at most once a minute); nil when none was.
+	LastEvent *model.EventMark `json:"lastEvent"`
+	// LastReconcile is the last reconcile of the user that could change
+	// things; nil when there was none.
+	LastReconcile *model.ReconcileMark `json:"lastReconcile"`
+}
+
+// Binding is the DID binding of a user and the account status as last
+// seen (on the firehose, or in the PDS's answers to moodsync).
+type Binding struct {
+	DID string `json:"did"`
+	// Status is "" when none was ever seen (active unless the PDS says
+	// otherwise).
+	Status   string    `json:"status,omitempty"`
+	StatusAt time.Time `json:"statusAt,omitzero"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// PDSStatus is com.atproto.sync.getRepoStatus of the user's DID.
+type PDSStatus struct {
+	DID    string `json:"did"`
+	Active bool   `json:"active"`
+	Status string `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Moods counts the user's moods in Mongo by state. Synced means Mongo holds
+// an rkey; whether the record is there is the compare's to say (Drift).
+type Moods struct {
+	Total         int `json:"total"`
+	LiveSynced    int `json:"liveSynced"`
+	LiveNotSynced int `json:"liveNotSynced"`
+	// SoftDeletedWithRkey are soft-deleted moods whose record is still
+	// linked (the publisher deletes it next).
+	SoftDeletedWithRkey    int    `json:"softDeletedWithRkey"`
+	SoftDeletedWithoutRkey int    `json:"softDeletedWithoutRkey"`
+	Error                  string `json:"error,omitempty"`
+}
+
+// Drift is what a fresh compare found, or why there is none.
+type Drift struct {
+	// Error says why the user could not be compared (no account, an
+	// inactive repo, the PDS unreachable); Compared is nil then.
+	Error string `json:"error,omitempty"`
+	*Compared
+}
+
+// Compared is a compare's report and the plan a reconcile would carry out
+// (the shape of `moodsync audit --json` for one user).
+type Compared struct {
+	Drift    int                     `json:"drift"`
+	Notices  int                     `json:"notices"`
+	Mongo    reconcile.MongoCounts   `json:"mongo"`
+	ATProto  reconcile.ATProtoCounts `json:"atproto"`
+	Findings []reconcile.Finding     `json:"findings"`
+	Plan     []reconcile.Fix         `json:"plan"`
+	// Held is how many soft deletes the mass-delete guard would keep back.
+	Held int `json:"held,omitempty"`
+}
+
+// Intents are the user's pending intents, or why they could not be read.
+type Intents struct {
+	Error string `json:"error,omitempty"`
+	*publisher.Pending
+}
+
+// DeadLetters are the user's dead letters, or why they could not be read.
+type DeadLetters struct {
+	Error string `json:"error,omitempty"`
+	Count int    `json:"count"`
+	// Letters are the oldest of them.
+	Letters []deadletter.Letter `json:"letters"`
+}
+
+// Known reports whether moodsync knows anything of the user at all.
+func (u *User) Known() bool {
+	return u.UsersRow != nil || u.Binding != nil || u.Moods.Total > 0 ||
+		(u.Intents.Pending != nil && u.Intents.Count > 0) || u.DeadLetters.Count > 0
+}
+
+// Read gathers the status of user. It fails only when ctx ends; what could
+// not be read is said in its section.
+func (r *Reader) Read(ctx context.Context, user string) (*User, error) {
+	u := &User{User: user}
+	var err error
+	if u.UsersRow, err = r.store.UsersRow(ctx, user); err != nil {
+		u.UsersRowError = err.Error()
+	}
+	b, err := r.store.Binding(ctx, user)
+	switch {
+	case err != nil:
+		u.Binding = &Binding{Error: err.Error()}
+	case b != nil:
+		u.Binding = &Binding{DID: b.DID, Status: b.Status, StatusAt: b.StatusAt}
+		u.LastEvent, u.LastReconcile = b.LastEvent, b.LastReconcile
+	}
+	u.PDS = r.repoStatus(ctx, u)
+	u.Moods = r.moods(ctx, user)
+	u.Drift = r.drift(ctx, user)
+	u.Intents = r.intents(ctx, user)
+	u.DeadLetters = r.deadLetters(ctx, user)
+	return u, ctx.Err()
+}
+
+// did is the DID the user's status is about: the users row's, else the
+// bound one.
+func (u *User) did() string {
+	if u.UsersRow != nil && u.UsersRow.DID != "" {
+		return u.UsersRow.DID
+	}
+	if u.Binding != nil {
+		return u.Binding.DID
+	}
+	return ""
+}
+
+func (r *Reader) repoStatus(ctx context.Context, u *User) *PDSStatus {
+	did := u.did()
+	if did == "" {
+		return nil
+	}
+	out := &PDSStatus{DID: did}
+	st, err := r.pds.RepoStatus(ctx, did)
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	out.Active, out.Status = st.Active, st.Status
+	return out
+}
+
+func (r *Reader) moods(ctx context.Context, user string) Moods {
+	moods, err := r.store.UserMoods(ctx, user)
+	if err != nil {
+		return Moods{Error: err.Error()}
+	}
+	return CountMoods(moods)
+}
+
+// CountMoods counts moods by state.
+func CountMoods(moods []*model.Mood) Moods {
+	var c Moods
+	for _, m := range moods {
+		c.Total++
+		switch {
+		case !m.Deleted && m.Rkey != "":
+			c.LiveSynced++
+		case !m.Deleted:
+			c.LiveNotSynced++
+		case m.Rkey != "":
+			c.SoftDeletedWithRkey++
+		default:
+			c.SoftDeletedWithoutRkey++
+		}
+	}
+	return c
+}
+
+func (r *Reader) drift(ctx context.Context, user string) Drift {
+	out, err := r.engine.ReconcileUser(ctx, user, reconcile.CauseOperator, reconcile.ReconcileOptions{DryRun: true})
+	if err != nil {
+		return Drift{Error: err.Error()}
+	}
+	return Drift{Compared: NewCompared(out)}
+}
+
+// NewCompared is the drift section of a dry-run reconcile's outcome.
+func NewCompared(out *reconcile.Outcome) *Compared {
+	rep := out.Report
+	return &Compared{
+		Drift: rep.Drift(), Notices: len(rep.Findings) - rep.Drift(),
+		Mongo: rep.Mongo, ATProto: rep.ATProto, Findings: rep.Findings,
+		Plan: append([]reconcile.Fix{}, out.Plan.Fixes...), Held: len(out.Plan.Held),
+	}
+}
+
+func (r *Reader) bounds() (scan, keep int) {
+	scan, keep = r.Scan, r.Keep
+	if scan <= 0 {
+		scan = DefaultScan
+	}
+	if keep <= 0 {
+		keep = DefaultKeep
+	}
+	return scan, keep
+}
+
+func (r *Reader) natsErr() string {
+	if r.NATSErr != nil {
+		return "NATS: " + r.NATSErr.Error()
+	}
+	return "NATS: not connected"
+}
+
+func (r *Reader) intents(ctx context.Context, user string) Intents {
+	if r.JS == nil {
+		return Intents{Error: r.natsErr()}
+	}
+	scan, keep := r.bounds()
+	p, err := publisher.PendingOf(ctx, r.JS, user, scan, keep)
+	if err != nil {
+		return Intents{Error: err.Error()}
+	}
+	return Intents{Pending: &p}
+}
+
+func (r *Reader) deadLetters(ctx context.Context, user string) DeadLetters {
+	if r.JS == nil {
+		return DeadLetters{Error: r.natsErr(), Letters: []deadletter.Letter{}}
+	}
+	out := DeadLetters{Letters: []deadletter.Letter{}}
+	box, err := deadletter.Open(ctx, r.JS)
+	if err == nil {
+		var letters []deadletter.Letter
+		if letters, err = box.List(ctx, deadletter.Filter{User: user}); err == nil {
+			_, keep := r.bounds()
+			out.Count = len(letters)
+			out.Letters = append(out.Letters, letters[:min(keep, len(letters))]...)
+			return out
+		}
+	}
+	out.Error = err.Error()
+	return out
+}
+
+// errReadOnly is what readOnly answers to a write.
+var errReadOnly = errors.New("status: read only")
+
+// readOnly is a store on which the engine can compare and plan but change
+// nothing. A status that learns an account is inactive does not record it
+// either: that is the daemon's to do.
+type readOnly struct{ reconcile.Store }
+
+func (readOnly) Bind(context.Context, string, string, string) (bool, error) {
+	return false, errReadOnly
+}
+func (readOnly) SetStatus(context.Context, string, string, string) error { return nil }
+func (readOnly) NoteReconcile(context.Context, string, model.ReconcileMark) error {
+	return errReadOnly
+}
+func (readOnly) SetRkey(context.Context, string, string) (bool, error) { return false, errReadOnly }
+func (readOnly) ClearRkey(context.Context, string, string) (bool, error) {
+	return false, errReadOnly
+}
+func (readOnly) SoftDeleteByRkey(context.Context, string, string) (bool, error) {
+	return false, errReadOnly
+}
+func (readOnly) SwapRkey(context.Context, string, string, string) (bool, error) {
+	return false, errReadOnly
+}
+func (readOnly) ClearUserRkeys(context.Context, string) (int64, error) { return 0, errReadOnly }
+func (readOnly) DeleteUserMoods(context.Context, string) (int64, error) {
+	return 0, errReadOnly
+}
