@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"golang.org/x/term"
@@ -94,7 +95,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ee):
 		return ee.code
 	default:
-		fmt.Fprintf(stderr, "moodsync %s: %v\n", args[0], err)
+		// One line each: a command may fail for several reasons at once
+		// (every setting that does not parse).
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "moodsync %s: %s\n", args[0], line)
+		}
 		return 1
 	}
 }

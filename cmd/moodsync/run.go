@@ -30,15 +30,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	var cfg Config
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	cf := configFlags{fs, &cfg}
-	cf.pds()
-	cf.stores()
-	cf.str(&cfg.HTTPAddr, "http-addr", "127.0.0.1:9464", "listen address of /metrics, /healthz, /readyz")
-	cf.int(&cfg.PublishConcurrency, "publish-concurrency", 4, "users whose intents are applied at once")
-	cf.bool(&cfg.VerifyCommits, "verify-commits", true, "verify firehose commit signatures and MST inversion")
-	cf.bool(&cfg.DeleteOrphans, "delete-orphans", true, "delete records whose mood is deleted or missing")
-	cf.duration(&cfg.AntiEntropyEvery, "anti-entropy-every", 24*time.Hour, "how often every user is compared in full; 0 turns it off")
-	cf.int(&cfg.MassDeleteLimit, "mass-delete-limit", reconcile.DefaultMassDeleteLimit, "most moods of one user a whole-user pass soft-deletes because their records are missing; over it, none are")
+	configFlags{fs, &cfg}.all()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -31,40 +31,6 @@ func TestRedactURLHidesEveryCredential(t *testing.T) {
 	}
 }
 
-func TestCheckMongoURI(t *testing.T) {
-	for raw, want := range map[string]string{
-		"mongodb://db:27017": "mongodb://db:27017/",
-		"mongodb://moodsync:s3cret@a:1,b:2,c:3/aesthetic?replicaSet=rs0":  "mongodb://moodsync:xxxxx@a:1,b:2,c:3/aesthetic?xxxxx",
-		"mongodb://moodsync:p,s3cret@a/":                                  "mongodb://moodsync:xxxxx@a/", // a comma in the password
-		"mongodb://CN%3Dmoodsync@db/?authMechanism=MONGODB-X509&tls=true": "mongodb://xxxxx@db/?xxxxx",
-	} {
-		got, err := checkMongoURI(raw)
-		if err != nil || got != want {
-			t.Errorf("checkMongoURI(%q) = %q, %v; want %q", raw, got, err, want)
-		}
-	}
-	for _, raw := range []string{
-		"mongodb://moodsync:s3cret%zz@db/",
-		"mongodb://u:pw@db/?tlsCertificateKeyFilePassword=s3cret%zz",
-		"mongodb://u:pw@db/?connectTimeoutMS=s3cret",
-		"mongodb://u:pw@db/?authMechanism=PLAIN&authMechanismProperties=s3cret",
-		"postgres://u:s3cret@db/",
-	} {
-		_, err := checkMongoURI(raw)
-		if err == nil {
-			t.Errorf("checkMongoURI(%q) accepted it", raw)
-			continue
-		}
-		if strings.Contains(err.Error(), "s3cret") {
-			t.Errorf("checkMongoURI(%q): %v: credential shown", raw, err)
-		}
-	}
-	// An error still names the option it is about.
-	if _, err := checkMongoURI("mongodb://db/?connectTimeoutMS=soon"); err == nil || !strings.Contains(err.Error(), `"connectTimeoutMS"`) {
-		t.Errorf("error %v does not name the option", err)
-	}
-}
-
 // TestOneShotCommandNamesNoCredentialOfABadURL: nats.go's error for a
 // URL that does not parse quotes the URL; moodsync's does not.
 func TestOneShotCommandNamesNoCredentialOfABadURL(t *testing.T) {
