@@ -71,8 +71,10 @@ func main() {
 	os.Exit(code)
 }
 
-// Main runs a command line and returns the exit code.
+// Main runs a command line and returns the exit code. Whatever it writes
+// to stderr (logs, errors) goes through hideSecrets.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	stderr = hideSecrets(stderr, args, os.Getenv)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {

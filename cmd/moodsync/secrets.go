@@ -1,7 +1,9 @@
 package main
 
 import (
+	"io"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/whistlegraph/moodsync/settings"
@@ -126,3 +128,109 @@ type scrubbedError struct{ err error }
 
 func (e scrubbedError) Error() string { return settings.ScrubQuoted(e.err.Error(), nil) }
 func (e scrubbedError) Unwrap() error { return e.err }
+
+// minSecretLen is the shortest credential hideSecrets looks for: shorter
+// ones would blank out common words of every line, and show little.
+const minSecretLen = 4
+
+// hideSecrets wraps w (stderr: logs and errors) so that the credentials
+// of the secret settings given to this process — in the environment
+// (getenv) or on the command line (args) — never pass through it, whoever
+// formatted the line: nats.go, the MongoDB driver, net/http and the
+// websocket dialer quote URLs in their errors, user info included. What
+// moodsync logs itself is shown through redactURL; this is the net under
+// what it does not format.
+func hideSecrets(w io.Writer, args []string, getenv func(string) string) io.Writer {
+	var values []string
+	for _, s := range settings.Table {
+		if !s.Secret {
+			continue
+		}
+		values = append(values, getenv(s.Env))
+		for i, a := range args {
+			name, v, eq := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			switch {
+			case !strings.HasPrefix(a, "-") || name != s.Name:
+			case eq:
+				values = append(values, v)
+			case i+1 < len(args):
+				values = append(values, args[i+1])
+			}
+		}
+	}
+	var secrets []string
+	for _, v := range values {
+		secrets = append(secrets, credentials(v)...)
+	}
+	if len(secrets) == 0 {
+		return w
+	}
+	// Longest first: a secret that contains another is hidden whole.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, s := range slices.Compact(secrets) {
+		pairs = append(pairs, s, hidden)
+	}
+	return secretFilter{w: w, r: strings.NewReplacer(pairs...)}
+}
+
+// credentials are the pieces of a URL setting that redactURL hides, as
+// written and decoded, read from the text alone (so also of what does not
+// parse): what stands before the last "@" of the value and of each of its
+// comma-separated parts (a password, a token, an nkey seed), query values
+// and fragments.
+func credentials(raw string) []string {
+	var out []string
+	add := func(s string) {
+		for _, v := range []string{s, unescapeOr(url.PathUnescape, s), unescapeOr(url.QueryUnescape, s)} {
+			if len(v) >= minSecretLen {
+				out = append(out, v)
+			}
+		}
+	}
+	for _, p := range append([]string{raw}, strings.Split(raw, ",")...) {
+		_, rest, ok := strings.Cut(p, "://")
+		if !ok {
+			rest = p
+		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			info := rest[:at]
+			add(info)
+			if _, pw, ok := strings.Cut(info, ":"); ok {
+				add(pw)
+			}
+			rest = rest[at+1:]
+		}
+		rest, frag, _ := strings.Cut(rest, "#")
+		add(frag)
+		if _, query, ok := strings.Cut(rest, "?"); ok {
+			for _, kv := range strings.Split(query, "&") {
+				if _, v, ok := strings.Cut(kv, "="); ok {
+					add(v)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func unescapeOr(unescape func(string) (string, error), s string) string {
+	if u, err := unescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// secretFilter writes through w with the secrets replaced. The logger
+// writes a whole line at a time, so a secret is never split across writes.
+type secretFilter struct {
+	w io.Writer
+	r *strings.Replacer
+}
+
+func (f secretFilter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(f.w, f.r.Replace(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
