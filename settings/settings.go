@@ -37,13 +37,6 @@ type Setting struct {
 	Kind Kind
 }
 
-// MiB is a mebibyte, for byte-size defaults.
-const MiB = 1 << 20
-
-// DefaultMaxExportBytes is the largest repo export read whole (64 MiB);
-// a larger repo is read by paging its mood records instead.
-const DefaultMaxExportBytes = 64 * MiB
-
 // Table is every setting of moodsync, sorted by name. Commands bind the
 // ones they use; `run` binds them all.
 var Table = []Setting{

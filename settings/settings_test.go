@@ -28,9 +28,6 @@ func TestTableIsWellFormed(t *testing.T) {
 			t.Errorf("%s: default %q does not parse: %v", s.Name, s.Default, err)
 		}
 	}
-	if v, _ := Lookup("max-export-bytes").Kind.Parse(Lookup("max-export-bytes").Default); v != int64(DefaultMaxExportBytes) {
-		t.Errorf("max-export-bytes default = %v, want %d", v, DefaultMaxExportBytes)
-	}
 }
 
 func TestKinds(t *testing.T) {

@@ -99,7 +99,9 @@ func (f *aeFlags) open(ctx context.Context, stderr io.Writer) (*aeEnv, error) {
 		return nil, err
 	}
 	env.store = env.in.Store
-	env.engine = reconcile.NewEngine(env.store, pdsclient.New(f.cfg.PDSURL, env.store, log), log)
+	pds := pdsclient.New(f.cfg.PDSURL, env.store, log)
+	pds.MaxExportBytes = f.cfg.MaxExportBytes
+	env.engine = reconcile.NewEngine(env.store, pds, log)
 	return env, nil
 }
 

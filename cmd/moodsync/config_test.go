@@ -10,6 +10,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/consumer"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 	"github.com/whistlegraph/moodsync/settings"
 )
 
@@ -161,7 +162,7 @@ func TestTheTableIsWhatTheCommandsBind(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.MassDeleteLimit != reconcile.DefaultMassDeleteLimit || cfg.PLCURL != consumer.DefaultPLCURL ||
-		cfg.MaxExportBytes != settings.DefaultMaxExportBytes {
+		cfg.MaxExportBytes != pdsclient.DefaultMaxExportBytes {
 		t.Errorf("table defaults differ from the code's: %+v", cfg)
 	}
 }

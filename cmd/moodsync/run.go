@@ -55,6 +55,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	m := newMetrics(reg)
 	m.state.useNATS(in.NC, in.JS)
 	pds := pdsclient.New(cfg.PDSURL, in.Store, log)
+	pds.MaxExportBytes = cfg.MaxExportBytes
 	m.instrumentPDS(pds)
 	engine := reconcile.NewEngine(in.Store, pds, log)
 	engine.Observe = m.engineAction

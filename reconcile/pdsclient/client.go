@@ -54,6 +54,9 @@ type Client struct {
 	OnRefresh func(did string)
 	// OnWrite, when set, is told how long each write call took.
 	OnWrite func(method string, d time.Duration, err error)
+	// MaxExportBytes bounds the repo export ExportRecords reads whole
+	// (0: DefaultMaxExportBytes); a larger repo is read page by page.
+	MaxExportBytes int64
 
 	mu      sync.Mutex
 	clients map[string]*userClient
