@@ -51,16 +51,17 @@ type inputRig struct {
 	js    jetstream.JetStream
 	pub   *Publisher
 	store *reconciletest.Store
+	pds   *reconciletest.PDS
 	acct  model.Account
 }
 
 func newInputRig(t *testing.T, natsURL string) *inputRig {
 	t.Helper()
 	_, js := devenv.ConnectJetStream(t, natsURL)
-	r := &inputRig{t: t, js: js, store: reconciletest.NewStore(),
+	r := &inputRig{t: t, js: js, store: reconciletest.NewStore(), pds: reconciletest.NewPDS(),
 		acct: model.Account{User: "auth0|alice", DID: "did:plc:alice"}}
 	r.store.PutAccount(r.acct)
-	engine := reconcile.NewEngine(r.store, reconciletest.NewPDS(), nil)
+	engine := reconcile.NewEngine(r.store, r.pds, nil)
 	r.pub = New(js, engine, Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}, nil)
 	if err := EnsureStreams(context.Background(), js); err != nil {
 		t.Fatal(err)
