@@ -120,6 +120,7 @@ func (in *infra) openMongo(ctx context.Context, cfg *Config, log *slog.Logger, m
 	if err != nil {
 		return fmt.Errorf("mongo %s: %w", shown, scrubbedError{err})
 	}
+	store.Log = log
 	in.Store = store
 	in.closers = append(in.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -54,6 +54,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
 	m.state.useNATS(in.NC, in.JS)
+	m.instrumentStore(in.Store)
 	pds := pdsclient.New(cfg.PDSURL, in.Store, log)
 	pds.MaxExportBytes = cfg.MaxExportBytes
 	m.instrumentPDS(pds)
