@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 10s
 LDFLAGS := -s -w -X main.Version=$(VERSION)
 
-.PHONY: all build build-production demo test check check-deploy fmt vet fuzz bench pds pds-stop clean
+.PHONY: all build build-production demo test test-short check check-deploy fmt vet fuzz bench pds pds-stop clean
 
 all: build
 
@@ -29,6 +29,13 @@ test: check
 	deploy/dev/install.sh
 	$(GO) test -race -count=1 -timeout 25m $(PKGS)
 	$(GO) build -tags production -o /dev/null ./cmd/moodsync
+
+# The fast loop: every test that needs neither the dev PDS nor Node (those
+# live in *_pds_test.go and skip under -short). Embedded NATS JetStream and
+# the embedded Mongo-wire server are in-process Go, so this runs on a
+# machine with Go alone.
+test-short:
+	$(GO) test -short -race -count=1 -timeout 10m $(PKGS)
 
 check: fmt vet
 

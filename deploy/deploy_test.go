@@ -1,12 +1,12 @@
 // Package deploy_test checks the deployment files in deploy/ against the
-// code: every setting they name is one `moodsync run` has, values parse,
+// code: every setting they name is one `moodsync run` has (the settings
+// table), values parse with the table's own parsers,
 // the production image gets what it needs, images are pinned, and the NATS
 // definitions are exactly what moodsync creates. `make check-deploy` runs
 // these tests.
 package deploy_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -28,43 +28,19 @@ import (
 
 	"github.com/whistlegraph/moodsync/consumer/leader"
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
+	"github.com/whistlegraph/moodsync/deploy/settings"
 	"github.com/whistlegraph/moodsync/publisher"
 	"github.com/whistlegraph/moodsync/publisher/intent"
 )
 
-// setting is one flag of `moodsync run` and its variable.
-type setting struct {
-	flag, env, kind string // kind: string, int, bool, duration
-}
-
-// runSettings reads the settings of `moodsync run` from its help output,
-// as kept (and checked against the binary) in the CLI golden file.
-func runSettings(t *testing.T) map[string]setting {
+// runSettings are the settings of `moodsync run`, by variable: the one
+// table every command binds from (cmd/moodsync checks that run binds all
+// of it), with the parser that checks each value.
+func runSettings(t *testing.T) map[string]*settings.Setting {
 	t.Helper()
-	raw := read(t, "../cmd/moodsync/testdata/run-help.golden")
-	byEnv := map[string]setting{}
-	flagLine := regexp.MustCompile(`^  -([a-z0-9-]+)(?: (\w+))?$`)
-	envRef := regexp.MustCompile(`\(\$(MOODSYNC_[A-Z0-9_]+)\)`)
-	var cur *setting
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for sc.Scan() {
-		line := sc.Text()
-		if m := flagLine.FindStringSubmatch(line); m != nil {
-			kind := m[2]
-			if kind == "" {
-				kind = "bool"
-			}
-			cur = &setting{flag: m[1], kind: kind}
-			continue
-		}
-		if m := envRef.FindStringSubmatch(line); m != nil && cur != nil {
-			cur.env = m[1]
-			byEnv[cur.env] = *cur
-			cur = nil
-		}
-	}
-	if len(byEnv) < 10 {
-		t.Fatalf("read only %d settings from run-help.golden", len(byEnv))
+	byEnv := map[string]*settings.Setting{}
+	for i := range settings.Table {
+		byEnv[settings.Table[i].Env] = &settings.Table[i]
 	}
 	return byEnv
 }
@@ -250,30 +226,16 @@ func kustomizeResources(t *testing.T) []string {
 	return strs(docs[0]["resources"])
 }
 
-// checkValue says whether v is a valid value of the setting's kind.
-func checkValue(s setting, v string) error {
-	var err error
-	switch s.kind {
-	case "int":
-		_, err = strconv.Atoi(v)
-	case "bool":
-		_, err = strconv.ParseBool(v)
-	case "duration":
-		_, err = time.ParseDuration(v)
-	}
-	return err
-}
-
 // checkEnv checks variables named in one place: each is a setting of
-// `moodsync run`, and its value parses (the daemon would silently fall
-// back to the default otherwise).
-func checkEnv(t *testing.T, where string, env map[string]string, settings map[string]setting) {
+// `moodsync run`, and its value parses (the daemon would refuse to start
+// otherwise).
+func checkEnv(t *testing.T, where string, env map[string]string, known map[string]*settings.Setting) {
 	t.Helper()
 	if len(env) == 0 {
 		t.Errorf("%s: no settings found", where)
 	}
 	for k, v := range env {
-		s, ok := settings[k]
+		s, ok := known[k]
 		if !ok {
 			t.Errorf("%s: %s is not a setting of moodsync run", where, k)
 			continue
@@ -281,23 +243,23 @@ func checkEnv(t *testing.T, where string, env map[string]string, settings map[st
 		if strings.Contains(v, "${") {
 			continue // compose interpolation
 		}
-		if err := checkValue(s, v); err != nil {
-			t.Errorf("%s: %s=%q is not a valid %s", where, k, v, s.kind)
+		if err := s.Check(v); err != nil {
+			t.Errorf("%s: %v", where, err)
 		}
 	}
 }
 
 // checkArgs checks a command line given to the image or binary: `run`,
 // then only flags `moodsync run` has.
-func checkArgs(t *testing.T, where string, args []string, settings map[string]setting) {
+func checkArgs(t *testing.T, where string, args []string, known map[string]*settings.Setting) {
 	t.Helper()
 	if len(args) == 0 || args[0] != "run" {
 		t.Errorf("%s: args %q do not start with the run command", where, args)
 		return
 	}
 	byFlag := map[string]bool{}
-	for _, s := range settings {
-		byFlag[s.flag] = true
+	for _, s := range known {
+		byFlag[s.Name] = true
 	}
 	for _, a := range args[1:] {
 		if !strings.HasPrefix(a, "-") {

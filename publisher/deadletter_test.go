@@ -51,16 +51,25 @@ type inputRig struct {
 	js    jetstream.JetStream
 	pub   *Publisher
 	store *reconciletest.Store
+	pds   *reconciletest.PDS
 	acct  model.Account
 }
 
 func newInputRig(t *testing.T, natsURL string) *inputRig {
 	t.Helper()
-	_, js := devenv.ConnectJetStream(t, natsURL)
-	r := &inputRig{t: t, js: js, store: reconciletest.NewStore(),
-		acct: model.Account{User: "auth0|alice", DID: "did:plc:alice"}}
+	store, pds := reconciletest.NewStore(), reconciletest.NewPDS()
+	r := newRigOn(t, natsURL, reconcile.NewEngine(store, pds, nil))
+	r.store, r.pds, r.acct = store, pds, model.Account{User: "auth0|alice", DID: "did:plc:alice"}
 	r.store.PutAccount(r.acct)
-	engine := reconcile.NewEngine(r.store, reconciletest.NewPDS(), nil)
+	return r
+}
+
+// newRigOn is a publisher on a real JetStream over engine (the rig's
+// store and PDS are left to the caller).
+func newRigOn(t *testing.T, natsURL string, engine Engine) *inputRig {
+	t.Helper()
+	_, js := devenv.ConnectJetStream(t, natsURL)
+	r := &inputRig{t: t, js: js}
 	r.pub = New(js, engine, Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}, nil)
 	if err := EnsureStreams(context.Background(), js); err != nil {
 		t.Fatal(err)

@@ -43,12 +43,16 @@ const (
 	ClassInvalid Class = "invalid"
 	// ClassTextMismatch: the mood's own record says another mood or when.
 	ClassTextMismatch Class = "text-mismatch"
+	// ClassMalformed: a mood whose MongoDB document cannot be used (a
+	// field missing or of the wrong type), or a record naming one: both
+	// are left alone until the document is fixed.
+	ClassMalformed Class = "malformed"
 )
 
 // Classes lists every class in report order.
 var Classes = []Class{
 	ClassNotSynced, ClassUnlinked, ClassStaleRkey, ClassOrphan, ClassDuplicate,
-	ClassSpoof, ClassInvalid, ClassTextMismatch,
+	ClassSpoof, ClassInvalid, ClassTextMismatch, ClassMalformed,
 }
 
 // Drift reports whether the class is a disagreement moodsync repairs, as
@@ -92,6 +96,8 @@ type MongoCounts struct {
 	Unlinked    int `json:"unlinked"`
 	StaleRkey   int `json:"staleRkey"`
 	SoftDeleted int `json:"softDeleted"`
+	// Malformed moods are neither live nor soft-deleted: unusable.
+	Malformed int `json:"malformed,omitempty"`
 }
 
 // ATProtoCounts are the repo side of a compare.
@@ -113,6 +119,7 @@ func (c *MongoCounts) Add(o MongoCounts) {
 	c.Unlinked += o.Unlinked
 	c.StaleRkey += o.StaleRkey
 	c.SoftDeleted += o.SoftDeleted
+	c.Malformed += o.Malformed
 }
 
 // Add adds other's counts.
@@ -184,6 +191,8 @@ func Compare(acct model.Account, moods []*model.Mood, others map[string]*model.M
 		id := v.MoodID()
 		m := own[id]
 		switch {
+		case m != nil && m.Malformed != "", m == nil && others[id] != nil && others[id].Malformed != "":
+			r.add(Finding{Class: ClassMalformed, MoodID: id, Rkey: rec.Rkey, Detail: "record of a mood whose MongoDB document is malformed"})
 		case m == nil && others[id] != nil && others[id].User != acct.User:
 			r.add(Finding{Class: ClassSpoof, MoodID: id, Rkey: rec.Rkey, Detail: "ref names a mood of another user"})
 		case m == nil:
@@ -199,6 +208,10 @@ func Compare(acct model.Account, moods []*model.Mood, others map[string]*model.M
 	sorted := slices.Clone(moods)
 	slices.SortFunc(sorted, func(a, b *model.Mood) int { return strings.Compare(a.ID, b.ID) })
 	for _, m := range sorted {
+		if m.Malformed != "" {
+			r.add(Finding{Class: ClassMalformed, MoodID: m.ID, Detail: m.Malformed})
+			continue
+		}
 		if m.Deleted {
 			r.Mongo.SoftDeleted++
 			if v := byRkey[m.Rkey]; m.Rkey != "" && (v == nil || v.MoodID() != m.ID) {
@@ -276,6 +289,10 @@ func (r *Report) add(f Finding) {
 		r.ATProto.Invalid++
 	case ClassTextMismatch:
 		r.ATProto.TextMismatch++
+	case ClassMalformed:
+		if f.Rkey == "" {
+			r.Mongo.Malformed++
+		}
 	}
 }
 

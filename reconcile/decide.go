@@ -35,7 +35,7 @@ func (a PublishAction) String() string {
 // when the document is gone.
 func DecidePublish(m *model.Mood) PublishAction {
 	switch {
-	case m == nil:
+	case m == nil, m.Malformed != "":
 		return PublishNothing
 	case !m.Deleted && m.Rkey == "":
 		return PublishCreate
@@ -59,6 +59,9 @@ const (
 	VerdictPDSDelete Verdict = "pds-delete" // record deleted on the PDS: soft-delete the mood
 	VerdictClear     Verdict = "clear"      // record of a soft-deleted mood is gone: unset atproto
 	VerdictIgnore    Verdict = "ignore"     // nothing of ours
+	// VerdictMalformed: the mood's MongoDB document cannot be used (a field
+	// missing or of the wrong type): touch nothing until it is fixed.
+	VerdictMalformed Verdict = "malformed-mood"
 )
 
 // Upsert is a create or update op of a mood record seen on the firehose or
@@ -79,6 +82,9 @@ func DecideUpsert(owner string, op Upsert, mood *model.Mood) Verdict {
 	}
 	if mood == nil {
 		return VerdictOrphan
+	}
+	if mood.Malformed != "" {
+		return VerdictMalformed
 	}
 	if mood.User != owner {
 		return VerdictSpoof
@@ -101,6 +107,8 @@ func DecideDelete(mood *model.Mood) Verdict {
 	switch {
 	case mood == nil:
 		return VerdictIgnore
+	case mood.Malformed != "":
+		return VerdictMalformed
 	case mood.Deleted:
 		return VerdictClear
 	default:

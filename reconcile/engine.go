@@ -264,6 +264,10 @@ func (e *Engine) syncMoods(ctx context.Context, user string, ids []string) map[s
 		var work []*model.Mood
 		for _, id := range pending {
 			m := moods[id]
+			if m != nil && m.Malformed != "" {
+				results[id] = model.Permanent("mood %s: its MongoDB document is malformed (%s): nothing written", id, m.Malformed)
+				continue
+			}
 			if m != nil && m.User != user {
 				results[id] = model.Permanent("mood %s is not owned by user %s", id, user)
 				continue

@@ -48,7 +48,7 @@ func (e *Engine) verdict(v Verdict, acct model.Account, rkey, moodID, why string
 	switch v {
 	case VerdictConfirm, VerdictIgnore:
 		e.Log.Debug("firehose op", args...)
-	case VerdictSpoof, VerdictInvalid:
+	case VerdictSpoof, VerdictInvalid, VerdictMalformed:
 		e.Log.Warn("firehose op skipped", args...)
 	default:
 		e.Log.Info("firehose op applied", args...)
@@ -141,6 +141,9 @@ func (e *Engine) carryOutUpsert(ctx context.Context, acct model.Account, op Upse
 	case VerdictSpoof:
 		e.verdict(v, acct, op.Rkey, id, "ref names a mood of another user")
 		return true, nil
+	case VerdictMalformed:
+		e.verdict(v, acct, op.Rkey, id, "the mood's MongoDB document is malformed: "+mood.Malformed)
+		return true, nil
 	}
 	e.verdict(v, acct, op.Rkey, id, "")
 	return true, nil
@@ -211,6 +214,9 @@ func (e *Engine) applyDelete(ctx context.Context, acct model.Account, rkey strin
 		switch v {
 		case VerdictIgnore:
 			e.verdict(v, acct, rkey, "", "no mood holds this rkey")
+			return v, nil
+		case VerdictMalformed:
+			e.verdict(v, acct, rkey, mood.ID, "the mood's MongoDB document is malformed: "+mood.Malformed)
 			return v, nil
 		case VerdictPDSDelete:
 			if checkGone {

@@ -40,11 +40,7 @@ func newAEFlags(name string, stderr io.Writer, single bool) *aeFlags {
 	f := &aeFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
 	f.fs.SetOutput(stderr)
 	cf := configFlags{f.fs, &f.cfg}
-	cf.str(&f.cfg.PDSURL, "pds-url", "", "PDS base URL for XRPC writes and repo reads (required)")
-	cf.str(&f.cfg.MongoURI, "mongo-uri", "", "MongoDB URI; empty uses the embedded Mongo-wire server of a running moodsync, or starts one")
-	cf.str(&f.cfg.MongoDB, "mongo-db", "aesthetic", "database holding moods and users")
-	cf.str(&f.cfg.EmbedMongoAddr, "embed-mongo-addr", "127.0.0.1:27017", "listen address of the embedded Mongo-wire server")
-	cf.str(&f.cfg.DataDir, "data-dir", "./moodsync-data", "where embedded servers keep their files")
+	cf.add("pds-url", "mongo-uri", "mongo-db", "embed-mongo-addr", "data-dir", "max-export-bytes")
 	cf.logging()
 	if single {
 		f.fs.StringVar(&f.user, "user", "", "Auth0 sub of the user (required)")
@@ -103,7 +99,9 @@ func (f *aeFlags) open(ctx context.Context, stderr io.Writer) (*aeEnv, error) {
 		return nil, err
 	}
 	env.store = env.in.Store
-	env.engine = reconcile.NewEngine(env.store, pdsclient.New(f.cfg.PDSURL, env.store, log), log)
+	pds := pdsclient.New(f.cfg.PDSURL, env.store, log)
+	pds.MaxExportBytes = f.cfg.MaxExportBytes
+	env.engine = reconcile.NewEngine(env.store, pds, log)
 	return env, nil
 }
 

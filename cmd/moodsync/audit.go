@@ -120,6 +120,7 @@ var issueLines = map[reconcile.Class]struct {
 	reconcile.ClassSpoof:        {"record with a spoofed ref (left untouched)", "records with a spoofed ref (left untouched)", true},
 	reconcile.ClassInvalid:      {"invalid record (left untouched)", "invalid records (left untouched)", true},
 	reconcile.ClassTextMismatch: {"record whose text differs from MongoDB (left untouched)", "records whose text differs from MongoDB (left untouched)", true},
+	reconcile.ClassMalformed:    {"malformed MongoDB document, or a record naming one (left untouched)", "malformed MongoDB documents, or records naming one (left untouched)", false},
 }
 
 // writeCounts writes the two count blocks; lines for classes that are
@@ -131,6 +132,7 @@ func writeCounts(w io.Writer, m reconcile.MongoCounts, a reconcile.ATProtoCounts
 	optionalCount(w, "🔗 Record not linked", m.Unlinked)
 	optionalCount(w, "❓ Stale rkey", m.StaleRkey)
 	fmt.Fprintf(w, "  🗑️  Soft deleted: %d\n", m.SoftDeleted)
+	optionalCount(w, "🧩 Malformed (left untouched)", m.Malformed)
 	writeATProtoCounts(w, a)
 }
 

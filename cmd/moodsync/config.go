@@ -4,15 +4,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/whistlegraph/moodsync/deploy/settings"
 )
 
-// Config is every setting of moodsync. Each has an environment variable
-// MOODSYNC_<NAME> and a flag --<name>; a flag wins over the variable, the
-// variable over the default.
+// Config is every setting of moodsync (the table of package settings):
+// each has an environment variable MOODSYNC_<NAME> and a flag --<name>; a
+// flag wins over the variable, the variable over the default.
 type Config struct {
 	PDSURL      string
 	FirehoseURL string
@@ -36,93 +40,124 @@ type Config struct {
 	DeleteOrphans      bool
 	AntiEntropyEvery   time.Duration
 	MassDeleteLimit    int
+	MaxExportBytes     int64
 }
 
-// configFlags binds the settings a subcommand uses onto its flag set. A
-// setting's default is always the built-in one, so help text never shows
-// the environment (where credentials live); parseFlags applies the
-// variables after the command line.
+// field is the field of Config that holds the setting named name.
+func (cfg *Config) field(name string) any {
+	switch name {
+	case "pds-url":
+		return &cfg.PDSURL
+	case "firehose-url":
+		return &cfg.FirehoseURL
+	case "plc-url":
+		return &cfg.PLCURL
+	case "mongo-uri":
+		return &cfg.MongoURI
+	case "mongo-db":
+		return &cfg.MongoDB
+	case "embed-mongo-addr":
+		return &cfg.EmbedMongoAddr
+	case "nats-url":
+		return &cfg.NATSURL
+	case "embed-nats-addr":
+		return &cfg.EmbedNATSAddr
+	case "data-dir":
+		return &cfg.DataDir
+	case "http-addr":
+		return &cfg.HTTPAddr
+	case "log-format":
+		return &cfg.LogFormat
+	case "log-level":
+		return &cfg.LogLevel
+	case "publish-concurrency":
+		return &cfg.PublishConcurrency
+	case "verify-commits":
+		return &cfg.VerifyCommits
+	case "delete-orphans":
+		return &cfg.DeleteOrphans
+	case "anti-entropy-every":
+		return &cfg.AntiEntropyEvery
+	case "mass-delete-limit":
+		return &cfg.MassDeleteLimit
+	case "max-export-bytes":
+		return &cfg.MaxExportBytes
+	}
+	panic("no field of Config for setting " + name)
+}
+
+// configFlags binds the settings a subcommand uses onto its flag set,
+// from the one table (package settings). Help shows each setting's
+// variable and built-in default, and where a value set now comes from,
+// never the value of a secret; parseFlags applies the command line, then
+// the environment.
 type configFlags struct {
 	fs  *flag.FlagSet
 	cfg *Config
 }
 
-func envName(flagName string) string {
-	return "MOODSYNC_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+// add binds the named settings.
+func (c configFlags) add(names ...string) {
+	for _, name := range names {
+		settings.Bind(c.fs, name, c.cfg.field(name))
+	}
 }
 
-// envUsage is the usage of a setting: its text and its variable, which is
-// also how parseFlags tells settings from a command's own flags.
-func envUsage(name, usage string) string {
-	return usage + " ($" + envName(name) + ")"
-}
-
-func (c configFlags) str(dst *string, name, def, usage string) {
-	c.fs.StringVar(dst, name, def, envUsage(name, usage))
-}
-
-func (c configFlags) int(dst *int, name string, def int, usage string) {
-	c.fs.IntVar(dst, name, def, envUsage(name, usage))
-}
-
-func (c configFlags) bool(dst *bool, name string, def bool, usage string) {
-	c.fs.BoolVar(dst, name, def, envUsage(name, usage))
-}
-
-func (c configFlags) duration(dst *time.Duration, name string, def time.Duration, usage string) {
-	c.fs.DurationVar(dst, name, def, envUsage(name, usage))
+// all binds every setting of the table (the daemon uses them all).
+func (c configFlags) all() {
+	for _, s := range settings.Table {
+		c.add(s.Name)
+	}
 }
 
 // parseFlags parses a command line, then gives each setting that no flag
 // set the value of its environment variable (an empty variable counts as
-// unset). A variable that does not parse is an error that names it but
-// not its value, which may be a credential.
+// unset), else its default. Help (-h) is printed from the table. A flag
+// that does not exist, or an argument where none is taken, prints the
+// error and the help and exits 2; a value that does not parse stops the
+// command with an error naming its flag or variable (and never showing a
+// secret one's value).
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	out := fs.Output()
+	fs.SetOutput(io.Discard) // the flag package's own messages; ours follow
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		settings.PrintUsage(out, fs, os.Getenv)
 		return err
+	case err == nil && fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %s: this command takes flags only", shownArg(fs.Arg(0)))
+		fallthrough
+	case err != nil:
+		fmt.Fprintf(out, "moodsync %s: %v\n\n", fs.Name(), err)
+		settings.PrintUsage(out, fs, os.Getenv)
+		return exitError{2}
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		v := os.Getenv(envName(f.Name))
-		if v == "" || given[f.Name] || !strings.HasSuffix(f.Usage, envUsage(f.Name, "")) {
-			return
-		}
-		if err := f.Value.Set(v); err != nil {
-			want, _ := flag.UnquoteUsage(f)
-			if want == "" {
-				want = "boolean"
-			}
-			errs = append(errs, fmt.Errorf("$%s is not a valid %s", envName(f.Name), want))
-		}
-	})
-	return errors.Join(errs...)
+	return settings.Apply(fs, os.Getenv)
+}
+
+// shownArg quotes a stray argument, unless it may be a URL with a
+// credential (it has a colon or an "@").
+func shownArg(a string) string {
+	if strings.ContainsAny(a, ":@") || len(a) > 64 {
+		return "(not shown)"
+	}
+	return strconv.Quote(a)
 }
 
 // stores binds the Mongo and NATS settings (and logging), shared by every
 // subcommand that touches them.
 func (c configFlags) stores() {
-	c.str(&c.cfg.MongoURI, "mongo-uri", "", "MongoDB URI; empty starts an embedded Mongo-wire server")
-	c.str(&c.cfg.MongoDB, "mongo-db", "aesthetic", "database holding moods and users")
-	c.str(&c.cfg.EmbedMongoAddr, "embed-mongo-addr", "127.0.0.1:27017", "listen address of the embedded Mongo-wire server")
-	c.str(&c.cfg.NATSURL, "nats-url", "", "NATS URL; empty starts an embedded NATS JetStream")
-	c.str(&c.cfg.EmbedNATSAddr, "embed-nats-addr", "127.0.0.1:4222", "listen address of the embedded NATS server")
-	c.str(&c.cfg.DataDir, "data-dir", "./moodsync-data", "where embedded servers keep their files")
+	c.add("mongo-uri", "mongo-db", "embed-mongo-addr", "nats-url", "embed-nats-addr", "data-dir")
 	c.logging()
 }
 
-func (c configFlags) logging() {
-	c.str(&c.cfg.LogFormat, "log-format", "", "log format: json or text (default: text on a terminal, json otherwise)")
-	c.str(&c.cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-}
+func (c configFlags) logging() { c.add("log-format", "log-level") }
 
 // pds binds the PDS settings.
-func (c configFlags) pds() {
-	c.str(&c.cfg.PDSURL, "pds-url", "", "PDS base URL for XRPC writes and repo reads (required)")
-	c.str(&c.cfg.FirehoseURL, "firehose-url", "", "firehose to follow (default: the PDS's subscribeRepos)")
-	c.str(&c.cfg.PLCURL, "plc-url", "https://plc.directory", "did:plc directory for resolving signing keys")
-}
+func (c configFlags) pds() { c.add("pds-url", "firehose-url", "plc-url") }
 
 // firehoseURL is the configured firehose, or the PDS's own.
 func (cfg *Config) firehoseURL() (string, error) {

@@ -77,11 +77,8 @@ func (c *deadCommand) Run(ctx context.Context, args []string) error {
 		fs.BoolVar(&dryRun, "dry-run", false, "print what would be done, and do nothing")
 		fs.BoolVar(&yes, "yes", false, "act without asking")
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	filter := deadletter.Filter{User: user, Reason: reason}
 	var err error

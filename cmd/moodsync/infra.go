@@ -56,13 +56,11 @@ const (
 	embedShare
 )
 
-// mongoURI returns the configured URI, or an embedded server's, and the
-// URI as it may be shown (see checkMongoURI).
+// mongoURI returns the configured URI (checked when the settings were
+// applied), or an embedded server's, and the URI as it may be shown.
 func (in *infra) mongoURI(cfg *Config, log *slog.Logger, mode embedMode) (uri, shown string, err error) {
 	if cfg.MongoURI != "" {
-		if shown, err = checkMongoURI(cfg.MongoURI); err != nil {
-			return "", "", err
-		}
+		shown = redactURL(cfg.MongoURI)
 		log.Info("using MongoDB", "uri", shown, "db", cfg.MongoDB)
 		return cfg.MongoURI, shown, nil
 	}
@@ -120,8 +118,9 @@ func (in *infra) openMongo(ctx context.Context, cfg *Config, log *slog.Logger, m
 	}
 	store, err := mongostore.Connect(uri, cfg.MongoDB)
 	if err != nil {
-		return err
+		return fmt.Errorf("mongo %s: %w", shown, scrubbedError{err})
 	}
+	store.Log = log
 	in.Store = store
 	in.closers = append(in.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -131,7 +130,7 @@ func (in *infra) openMongo(ctx context.Context, cfg *Config, log *slog.Logger, m
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := store.EnsureIndexes(ictx); err != nil {
-		return fmt.Errorf("mongo %s: %w", shown, err)
+		return fmt.Errorf("mongo %s: %w", shown, scrubbedError{err})
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"golang.org/x/term"
@@ -72,8 +73,10 @@ func main() {
 	os.Exit(code)
 }
 
-// Main runs a command line and returns the exit code.
+// Main runs a command line and returns the exit code. Whatever it writes
+// to stderr (logs, errors) goes through hideSecrets.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	stderr = hideSecrets(stderr, args, os.Getenv)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
@@ -96,7 +99,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ee):
 		return ee.code
 	default:
-		fmt.Fprintf(stderr, "moodsync %s: %v\n", args[0], err)
+		// One line each: a command may fail for several reasons at once
+		// (every setting that does not parse).
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "moodsync %s: %s\n", args[0], line)
+		}
 		return 1
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/publisher/intent"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 )
 
@@ -27,6 +28,7 @@ type metrics struct {
 	driftFixed    prometheus.Counter
 	guardTrips    prometheus.Counter
 	aeLastPass    prometheus.Gauge
+	malformed     *prometheus.CounterVec
 	// state is read at scrape time: the firehose follower, the lag probe,
 	// NATS reconnects and the streams (collect.go).
 	state *stateCollector
@@ -72,6 +74,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.aeLastPass = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "moodsync_anti_entropy_last_pass_timestamp_seconds", Help: "When the last anti-entropy pass of this replica started (Unix time).",
 	})
+	m.malformed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moodsync_mongo_malformed_documents_total", Help: "Reads of app documents moodsync cannot use (a field missing or of the wrong type), by collection: each skipped, logged with its _id, never written on a guess.",
+	}, []string{"collection"})
+	for _, c := range []string{mongostore.MoodsCollection, mongostore.UsersCollection} {
+		m.malformed.WithLabelValues(c)
+	}
 	for _, r := range []string{"acquired", "released", "lost"} {
 		m.leaderChanges.WithLabelValues(r)
 	}
@@ -87,7 +95,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	build.Set(1)
 	m.state = &stateCollector{}
 	reg.MustRegister(m.intents, m.actions, m.logins, m.refreshes, m.writeSeconds,
-		m.leader, m.leaderChanges, m.aePasses, m.driftFound, m.driftFixed, m.guardTrips, m.aeLastPass, build, m.state,
+		m.leader, m.leaderChanges, m.aePasses, m.driftFound, m.driftFixed, m.guardTrips, m.aeLastPass, m.malformed, build, m.state,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -144,4 +152,9 @@ func (m *metrics) instrumentPDS(c *pdsclient.Client) {
 	c.OnWrite = func(method string, d time.Duration, _ error) {
 		m.writeSeconds.WithLabelValues(method).Observe(d.Seconds())
 	}
+}
+
+// instrumentStore counts the app's documents the store cannot use.
+func (m *metrics) instrumentStore(s *mongostore.Store) {
+	s.OnMalformed = func(collection, _, _ string) { m.malformed.WithLabelValues(collection).Inc() }
 }

@@ -69,9 +69,7 @@ func (c *publishCommand) Run(ctx context.Context, args []string) error {
 // natsOnly binds the settings of a command that talks to NATS alone
 // (publish, dead): a running daemon's embedded NATS when no URL is set.
 func (c configFlags) natsOnly() {
-	c.str(&c.cfg.NATSURL, "nats-url", "", "NATS URL; empty means the embedded NATS of a running moodsync")
-	c.str(&c.cfg.EmbedNATSAddr, "embed-nats-addr", "127.0.0.1:4222", "address of the embedded NATS")
-	c.str(&c.cfg.DataDir, "data-dir", "./moodsync-data", "where embedded servers keep their files")
+	c.add("nats-url", "embed-nats-addr", "data-dir")
 	c.logging()
 }
 

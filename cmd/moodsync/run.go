@@ -31,15 +31,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	var cfg Config
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	cf := configFlags{fs, &cfg}
-	cf.pds()
-	cf.stores()
-	cf.str(&cfg.HTTPAddr, "http-addr", "127.0.0.1:9464", "listen address of /metrics, /healthz, /readyz and the admin route /v1/users/{sub}: keep it private")
-	cf.int(&cfg.PublishConcurrency, "publish-concurrency", 4, "users whose intents are applied at once")
-	cf.bool(&cfg.VerifyCommits, "verify-commits", true, "verify firehose commit signatures and MST inversion")
-	cf.bool(&cfg.DeleteOrphans, "delete-orphans", true, "delete records whose mood is deleted or missing")
-	cf.duration(&cfg.AntiEntropyEvery, "anti-entropy-every", 24*time.Hour, "how often every user is compared in full; 0 turns it off")
-	cf.int(&cfg.MassDeleteLimit, "mass-delete-limit", reconcile.DefaultMassDeleteLimit, "most moods of one user a whole-user pass soft-deletes because their records are missing; over it, none are")
+	configFlags{fs, &cfg}.all()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -63,7 +55,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
 	m.state.useNATS(in.NC, in.JS)
+	m.instrumentStore(in.Store)
 	pds := pdsclient.New(cfg.PDSURL, in.Store, log)
+	pds.MaxExportBytes = cfg.MaxExportBytes
 	m.instrumentPDS(pds)
 	engine := reconcile.NewEngine(in.Store, pds, log)
 	engine.Observe = m.engineAction

@@ -1,46 +1,69 @@
 package main
 
 import (
-	"fmt"
+	"io"
 	"net/url"
-	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 
-	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+	"github.com/whistlegraph/moodsync/deploy/settings"
 )
 
 // hidden stands in for whatever may be a credential.
 const hidden = "xxxxx"
 
-// redactURL returns a URL setting fit for a log line or an error: user
-// info hidden (a name without a password is a token: hidden whole), query
-// values hidden. It takes lists, as nats.go does ("nats://a:4222,
-// nats://b:4222"), and shows of a part that does not parse only what
-// follows its last "@". MongoDB URIs are shown by checkMongoURI instead,
-// through the driver's own parser.
+// redactURL returns a URL setting fit for a log line or an error, in every
+// form the drivers accept:
+//
+//   - MongoDB URIs (mongodb://, mongodb+srv://; several hosts, options,
+//     any punctuation in an escaped password), read with the driver's own
+//     parser: scheme, hosts and database; the user name only beside a
+//     hidden password; options hidden.
+//   - NATS URLs (nats://, tls://, or no scheme), a list as nats.go reads
+//     it: split on commas, each with its password hidden, a name without a
+//     password (a token, an nkey seed) hidden whole, query values hidden.
+//   - Any other URL (http(s), ws(s)) the same way, as one URL: a comma
+//     may be part of its password.
+//
+// What does not parse as its driver would read it is shown only from its
+// last "@" on, without query or fragment, so a password the parsers choke
+// on (an unescaped "@", "," or "%") is never cut in the wrong place.
 func redactURL(raw string) string {
+	scheme, _, hasScheme := strings.Cut(raw, "://")
+	switch {
+	case scheme == "mongodb" || scheme == "mongodb+srv":
+		return redactMongoURI(raw)
+	case hasScheme && scheme != "nats" && scheme != "tls":
+		if r, ok := redactOneURL(raw); ok {
+			return r
+		}
+		return redactOpaque(raw)
+	}
 	parts := strings.Split(raw, ",")
 	for i, p := range parts {
-		parts[i] = redactOneURL(strings.TrimSpace(p))
+		r, ok := redactOneURL(strings.TrimSpace(p))
+		if !ok {
+			return redactOpaque(raw)
+		}
+		parts[i] = r
 	}
 	return strings.Join(parts, ",")
 }
 
-func redactOneURL(p string) string {
-	u, err := url.Parse(p)
-	if err != nil {
-		scheme := ""
-		if i := strings.Index(p, "://"); i >= 0 {
-			scheme, p = p[:i+3], p[i+3:]
-		}
-		if at := strings.LastIndex(p, "@"); at >= 0 {
-			p = hidden + p[at:]
-		}
-		if q := strings.IndexByte(p, '?'); q >= 0 {
-			p = p[:q+1] + hidden
-		}
-		return scheme + p
+// redactOneURL redacts one URL; ok is false unless it parses as one URL
+// with a host (nats:// is implied without a scheme, as nats.go does) and
+// nothing that looks like another URL's user info or host is left in it.
+func redactOneURL(p string) (string, bool) {
+	if p == "" {
+		return "", true
+	}
+	full := p
+	if !strings.Contains(p, "://") {
+		full = "nats://" + p
+	}
+	u, err := url.Parse(full)
+	if err != nil || u.Host == "" || strings.ContainsAny(u.Host, ",@") || strings.Contains(u.Path, "@") {
+		return "", false
 	}
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
@@ -53,18 +76,18 @@ func redactOneURL(p string) string {
 		u.RawQuery, u.ForceQuery = hidden, false
 	}
 	u.Fragment, u.RawFragment = "", ""
-	return u.String()
+	s := u.String()
+	if full != p {
+		s = strings.TrimPrefix(s, "nats://")
+	}
+	return s, true
 }
 
-// checkMongoURI parses and validates a MongoDB URI with the driver's own
-// parser (what connecting does first) and returns it as it may be shown:
-// scheme, hosts and database; the user name only beside a hidden password;
-// options hidden. Its error quotes nothing of the URI but option names:
-// the driver's message may quote a password or an option's value.
-func checkMongoURI(uri string) (shown string, err error) {
-	cs, err := connstring.ParseAndValidate(uri)
+// redactMongoURI shows a MongoDB URI as the driver reads it.
+func redactMongoURI(uri string) string {
+	cs, err := settings.ParseMongoURI(uri)
 	if err != nil {
-		return "", fmt.Errorf("bad MongoDB URI: %s", scrubQuoted(err.Error(), mongoOptionNames(uri)))
+		return redactOpaque(uri)
 	}
 	var b strings.Builder
 	b.WriteString(cs.Scheme + "://")
@@ -74,46 +97,140 @@ func checkMongoURI(uri string) (shown string, err error) {
 	case cs.UsernameSet || cs.PasswordSet:
 		b.WriteString(hidden + "@")
 	}
-	b.WriteString(strings.Join(cs.RawHosts, ",") + "/" + cs.Database)
+	b.WriteString(strings.Join(cs.RawHosts, ",") + "/" + url.PathEscape(cs.Database))
 	if strings.Contains(uri, "?") {
 		b.WriteString("?" + hidden)
 	}
-	return b.String(), nil
+	return b.String()
 }
 
-// mongoOptionNames are the option names of a URI's query, which an error
-// may name. As for the driver, user info ends at the first "@", so nothing
-// of a password is taken for a name.
-func mongoOptionNames(uri string) map[string]bool {
-	names := map[string]bool{}
-	if at := strings.Index(uri, "@"); at >= 0 {
-		uri = uri[at+1:]
+// redactOpaque shows of a URL that does not parse only its scheme and what
+// follows its last "@", without query or fragment.
+func redactOpaque(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	} else {
+		scheme += "://"
 	}
-	_, query, _ := strings.Cut(uri, "?")
-	for _, kv := range strings.Split(query, "&") {
-		if k, _, _ := strings.Cut(kv, "="); k != "" {
-			names[strings.ToLower(k)] = true
-		}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		rest = hidden + rest[at:]
 	}
-	return names
+	if q := strings.IndexAny(rest, "?#"); q >= 0 {
+		rest = rest[:q+1] + hidden
+	}
+	return scheme + rest
 }
 
-var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-
-// scrubQuoted hides every quoted piece of an error message but the names
-// in keep (compared in lower case).
-func scrubQuoted(msg string, keep map[string]bool) string {
-	return quoted.ReplaceAllStringFunc(msg, func(q string) string {
-		if s, err := strconv.Unquote(q); err == nil && keep[strings.ToLower(s)] {
-			return q
-		}
-		return `"` + hidden + `"`
-	})
-}
-
-// scrubbedError is an error whose message went through scrubQuoted; it
-// still unwraps to the original.
+// scrubbedError is an error whose message has every quoted piece hidden
+// (a driver's message may quote a URL); it still unwraps to the original.
 type scrubbedError struct{ err error }
 
-func (e scrubbedError) Error() string { return scrubQuoted(e.err.Error(), nil) }
+func (e scrubbedError) Error() string { return settings.ScrubQuoted(e.err.Error(), nil) }
 func (e scrubbedError) Unwrap() error { return e.err }
+
+// minSecretLen is the shortest credential hideSecrets looks for: shorter
+// ones would blank out common words of every line, and show little.
+const minSecretLen = 4
+
+// hideSecrets wraps w (stderr: logs and errors) so that the credentials
+// of the secret settings given to this process — in the environment
+// (getenv) or on the command line (args) — never pass through it, whoever
+// formatted the line: nats.go, the MongoDB driver, net/http and the
+// websocket dialer quote URLs in their errors, user info included. What
+// moodsync logs itself is shown through redactURL; this is the net under
+// what it does not format.
+func hideSecrets(w io.Writer, args []string, getenv func(string) string) io.Writer {
+	var values []string
+	for _, s := range settings.Table {
+		if !s.Secret {
+			continue
+		}
+		values = append(values, getenv(s.Env))
+		for i, a := range args {
+			name, v, eq := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			switch {
+			case !strings.HasPrefix(a, "-") || name != s.Name:
+			case eq:
+				values = append(values, v)
+			case i+1 < len(args):
+				values = append(values, args[i+1])
+			}
+		}
+	}
+	var secrets []string
+	for _, v := range values {
+		secrets = append(secrets, credentials(v)...)
+	}
+	if len(secrets) == 0 {
+		return w
+	}
+	// Longest first: a secret that contains another is hidden whole.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, s := range slices.Compact(secrets) {
+		pairs = append(pairs, s, hidden)
+	}
+	return secretFilter{w: w, r: strings.NewReplacer(pairs...)}
+}
+
+// credentials are the pieces of a URL setting that redactURL hides, as
+// written and decoded, read from the text alone (so also of what does not
+// parse): what stands before the last "@" of the value and of each of its
+// comma-separated parts (a password, a token, an nkey seed), query values
+// and fragments.
+func credentials(raw string) []string {
+	var out []string
+	add := func(s string) {
+		for _, v := range []string{s, unescapeOr(url.PathUnescape, s), unescapeOr(url.QueryUnescape, s)} {
+			if len(v) >= minSecretLen {
+				out = append(out, v)
+			}
+		}
+	}
+	for _, p := range append([]string{raw}, strings.Split(raw, ",")...) {
+		_, rest, ok := strings.Cut(p, "://")
+		if !ok {
+			rest = p
+		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			info := rest[:at]
+			add(info)
+			if _, pw, ok := strings.Cut(info, ":"); ok {
+				add(pw)
+			}
+			rest = rest[at+1:]
+		}
+		rest, frag, _ := strings.Cut(rest, "#")
+		add(frag)
+		if _, query, ok := strings.Cut(rest, "?"); ok {
+			for _, kv := range strings.Split(query, "&") {
+				if _, v, ok := strings.Cut(kv, "="); ok {
+					add(v)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func unescapeOr(unescape func(string) (string, error), s string) string {
+	if u, err := unescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// secretFilter writes through w with the secrets replaced. The logger
+// writes a whole line at a time, so a secret is never split across writes.
+type secretFilter struct {
+	w io.Writer
+	r *strings.Replacer
+}
+
+func (f secretFilter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(f.w, f.r.Replace(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/whistlegraph/moodsync/publisher/intent"
-	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/status"
 )
 
@@ -23,10 +22,7 @@ type statusCommand struct{ stdout, stderr io.Writer }
 
 func (c *statusCommand) Run(ctx context.Context, args []string) error {
 	f := newAEFlags("status", c.stderr, true)
-	cf := configFlags{f.fs, &f.cfg}
-	cf.str(&f.cfg.NATSURL, "nats-url", "", "NATS URL; empty means the embedded NATS of a running moodsync")
-	cf.str(&f.cfg.EmbedNATSAddr, "embed-nats-addr", "127.0.0.1:4222", "address of the embedded NATS")
-	cf.int(&f.cfg.MassDeleteLimit, "mass-delete-limit", reconcile.DefaultMassDeleteLimit, "the daemon's mass-delete guard, for the plan shown")
+	configFlags{f.fs, &f.cfg}.add("nats-url", "embed-nats-addr", "mass-delete-limit")
 	var asJSON bool
 	f.fs.BoolVar(&asJSON, "json", false, "print JSON (what GET /v1/users/{sub} on the HTTP port answers) instead of text")
 	if err := parseFlags(f.fs, args); err != nil {

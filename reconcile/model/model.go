@@ -27,6 +27,11 @@ type Mood struct {
 	When    time.Time
 	Deleted bool
 	Rkey    string // atproto.rkey; empty when `atproto` is unset
+	// Malformed says why the document cannot be used (a field missing or
+	// of the wrong type), "" when it can. Only ID, and User when readable,
+	// are set then: nothing is decided or written on its behalf, and the
+	// records naming it are left alone until the document is fixed.
+	Malformed string
 }
 
 // Account is the ATProto side of a `users` row.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -27,8 +28,14 @@ const (
 
 // Store implements reconcile.Store over one database.
 type Store struct {
-	Client   *mongo.Client
-	DB       *mongo.Database
+	Client *mongo.Client
+	DB     *mongo.Database
+	// OnMalformed, when set, is told of every document read that cannot
+	// be used (collection, _id, why): see malformed.go. Log, when set,
+	// gets a warning for each.
+	OnMalformed func(collection, id, why string)
+	Log         *slog.Logger
+
 	moods    *mongo.Collection
 	users    *mongo.Collection
 	sessions *mongo.Collection
@@ -141,20 +148,22 @@ func objectIDs(ids []string) ([]bson.ObjectID, error) {
 	return out, nil
 }
 
+// findMoods reads the moods filter matches, one document at a time: a
+// malformed one is reported and returned flagged (decodeMood), never a
+// reason to fail the others.
 func (s *Store) findMoods(ctx context.Context, filter any) ([]*model.Mood, error) {
 	cur, err := s.moods.Find(ctx, filter)
 	if err != nil {
 		return nil, err
 	}
-	var docs []MoodDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, err
+	defer cur.Close(ctx)
+	var out []*model.Mood
+	for cur.Next(ctx) {
+		if m := s.decodeMood(cur.Current); m != nil {
+			out = append(out, m)
+		}
 	}
-	out := make([]*model.Mood, len(docs))
-	for i := range docs {
-		out[i] = docs[i].ToMood()
-	}
-	return out, nil
+	return out, cur.Err()
 }
 
 // Moods implements reconcile.Store.
@@ -181,72 +190,85 @@ func (s *Store) UserMoods(ctx context.Context, user string) ([]*model.Mood, erro
 
 // MoodByRkey returns the user's mood whose atproto.rkey is rkey, or nil.
 func (s *Store) MoodByRkey(ctx context.Context, user, rkey string) (*model.Mood, error) {
-	var d MoodDoc
-	err := s.moods.FindOne(ctx, bson.D{{Key: "user", Value: user}, {Key: "atproto.rkey", Value: rkey}}).Decode(&d)
+	raw, err := s.moods.FindOne(ctx, bson.D{{Key: "user", Value: user}, {Key: "atproto.rkey", Value: rkey}}).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return d.ToMood(), nil
+	return s.decodeMood(raw), nil
 }
 
+// userDoc returns the users row filter matches, nil when there is none,
+// it has no atproto (no PDS account), or it cannot be used (decodeUser).
 func (s *Store) userDoc(ctx context.Context, filter any) (*UserDoc, error) {
-	var u UserDoc
-	err := s.users.FindOne(ctx, filter).Decode(&u)
+	raw, err := s.users.FindOne(ctx, filter).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &u, nil
+	return s.decodeUser(raw), nil
+}
+
+func (u *UserDoc) account() *model.Account {
+	return &model.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle}
 }
 
 // Account implements reconcile.Store.
 func (s *Store) Account(ctx context.Context, user string) (*model.Account, error) {
 	u, err := s.userDoc(ctx, bson.D{{Key: "_id", Value: user}})
-	if err != nil || u == nil || u.Atproto == nil || u.Atproto.DID == "" {
+	if err != nil || u == nil {
 		return nil, err
 	}
-	return &model.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle}, nil
+	return u.account(), nil
 }
 
 // AccountByDID returns the account whose users row carries did, or nil.
 func (s *Store) AccountByDID(ctx context.Context, did string) (*model.Account, error) {
 	u, err := s.userDoc(ctx, bson.D{{Key: "atproto.did", Value: did}})
-	if err != nil || u == nil || u.Atproto == nil {
+	if err != nil || u == nil {
 		return nil, err
 	}
-	return &model.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle}, nil
+	return u.account(), nil
 }
 
-// Accounts returns every user with an ATProto account.
+// Accounts returns every user with an ATProto account. Rows whose atproto
+// cannot be used are reported and skipped.
 func (s *Store) Accounts(ctx context.Context) ([]model.Account, error) {
-	cur, err := s.users.Find(ctx, bson.D{{Key: "atproto.did", Value: bson.D{{Key: "$exists", Value: true}}}})
+	cur, err := s.users.Find(ctx, bson.D{{Key: "atproto", Value: bson.D{{Key: "$exists", Value: true}}}})
 	if err != nil {
 		return nil, err
 	}
-	var docs []UserDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, err
-	}
-	out := make([]model.Account, 0, len(docs))
-	for _, u := range docs {
-		if u.Atproto != nil && u.Atproto.DID != "" {
-			out = append(out, model.Account{User: u.ID, DID: u.Atproto.DID, Handle: u.Atproto.Handle})
+	defer cur.Close(ctx)
+	var out []model.Account
+	for cur.Next(ctx) {
+		if u := s.decodeUser(cur.Current); u != nil {
+			out = append(out, *u.account())
 		}
 	}
-	return out, nil
+	return out, cur.Err()
 }
 
-// Password returns the PDS password stored for did ("" when none). It is
-// the one place a secret leaves Mongo, straight into a createSession body.
+// Password returns the PDS password stored for did ("" when none, which is
+// reported: the row cannot serve a login). It is the one place a secret
+// leaves Mongo, straight into a createSession body.
 func (s *Store) Password(ctx context.Context, did string) (string, error) {
-	u, err := s.userDoc(ctx, bson.D{{Key: "atproto.did", Value: did}})
-	if err != nil || u == nil || u.Atproto == nil {
+	raw, err := s.users.FindOne(ctx, bson.D{{Key: "atproto.did", Value: did}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", nil
+	}
+	if err != nil {
 		return "", err
+	}
+	u := s.decodeUser(raw)
+	if u == nil {
+		return "", nil
+	}
+	if u.Atproto.Password == "" {
+		s.malformed(UsersCollection, raw, "atproto.password missing: no login is possible")
 	}
 	return u.Atproto.Password, nil
 }

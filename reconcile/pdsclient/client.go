@@ -18,6 +18,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/atclient"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
@@ -54,10 +55,20 @@ type Client struct {
 	OnRefresh func(did string)
 	// OnWrite, when set, is told how long each write call took.
 	OnWrite func(method string, d time.Duration, err error)
+	// MaxExportBytes bounds the repo export ExportRecords reads whole
+	// (0: DefaultMaxExportBytes); a larger repo is read page by page.
+	MaxExportBytes int64
 
-	mu      sync.Mutex
-	clients map[string]*userClient
+	mu sync.Mutex
+	// clients are the sessions in memory, by DID: at most MaxClients, the
+	// least recently used dropped first (its session stays in the
+	// SessionStore and is resumed from there when next needed: no login).
+	clients *lru.Cache[string, *userClient]
 }
+
+// MaxClients bounds the sessions a Client keeps in memory (one small
+// authenticated client per DID, tokens included).
+const MaxClients = 1024
 
 type userClient struct {
 	mu  sync.Mutex // serialises logins of this DID
@@ -82,8 +93,16 @@ func New(host string, sessions SessionStore, log *slog.Logger) *Client {
 				IdleConnTimeout:     90 * time.Second,
 			},
 		},
-		clients: make(map[string]*userClient),
+		clients: mustLRU(MaxClients),
 	}
+}
+
+func mustLRU(n int) *lru.Cache[string, *userClient] {
+	c, err := lru.New[string, *userClient](n)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // Host is the PDS base URL.
@@ -99,10 +118,10 @@ func (c *Client) Public() *atclient.APIClient {
 func (c *Client) user(did string) *userClient {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	uc := c.clients[did]
-	if uc == nil {
+	uc, ok := c.clients.Get(did)
+	if !ok {
 		uc = &userClient{}
-		c.clients[did] = uc
+		c.clients.Add(did, uc)
 	}
 	return uc
 }
@@ -114,8 +133,8 @@ func (c *Client) dropIfNoSession(did string, uc *userClient) {
 		return
 	}
 	c.mu.Lock()
-	if c.clients[did] == uc {
-		delete(c.clients, did)
+	if cur, ok := c.clients.Peek(did); ok && cur == uc {
+		c.clients.Remove(did)
 	}
 	c.mu.Unlock()
 }
@@ -228,7 +247,7 @@ func (c *Client) withSession(ctx context.Context, did string, fn func(api *atcli
 // ForgetSession drops the cached session of did (after a purge).
 func (c *Client) ForgetSession(ctx context.Context, did string) error {
 	c.mu.Lock()
-	delete(c.clients, did)
+	c.clients.Remove(did)
 	c.mu.Unlock()
 	return c.sessions.DeleteSession(ctx, did)
 }

@@ -2,6 +2,8 @@ package pdsclient
 
 import (
 	"context"
+	"errors"
+	"io"
 	"testing"
 
 	"github.com/whistlegraph/moodsync/reconcile/model"
@@ -19,4 +21,32 @@ func FuzzRecordsFromCAR(f *testing.F) {
 			t.Fatalf("error %v with records", err)
 		}
 	})
+}
+
+// countingReader serves n bytes and counts how many were read.
+type countingReader struct{ n, read int64 }
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	if r.read >= r.n {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), r.n-r.read)
+	r.read += k
+	return int(k), nil
+}
+
+// TestReadAtMostStopsAfterTheBound: an export over the bound is read no
+// further than one byte past it, whatever its size.
+func TestReadAtMostStopsAfterTheBound(t *testing.T) {
+	big := &countingReader{n: 10 << 20}
+	if _, err := readAtMost(big, 1024); !errors.Is(err, errExportTooBig) {
+		t.Fatalf("err = %v, want errExportTooBig", err)
+	}
+	if big.read > 1025 {
+		t.Fatalf("read %d bytes of an export bounded at 1024", big.read)
+	}
+	small := &countingReader{n: 1024}
+	if body, err := readAtMost(small, 1024); err != nil || len(body) != 1024 {
+		t.Fatalf("an export of exactly the bound: %d bytes, %v", len(body), err)
+	}
 }

@@ -97,9 +97,14 @@ func readEnvFile(path string) (map[string]string, error) {
 	return env, sc.Err()
 }
 
-// NeedPDS returns the dev PDS or fails the test.
+// NeedPDS returns the dev PDS or fails the test. Under `go test -short`
+// it skips the test instead: the fast loop runs without Node and the PDS
+// (tests that call it live in *_pds_test.go files).
 func NeedPDS(t testing.TB) *PDS {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the dev PDS (Node): skipped under -short")
+	}
 	p, err := StartPDS()
 	if err != nil {
 		t.Fatalf("dev PDS: %v", err)

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,21 +18,6 @@ import (
 	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 )
-
-// runAsMoodsync makes the test binary act as the moodsync binary when a
-// test starts it as a child process, so a replica can be killed as a real
-// process is (SIGKILL: no shutdown, no lease release, no cursor save).
-const runAsMoodsync = "MOODSYNC_TEST_RUN_AS_MOODSYNC"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(runAsMoodsync) == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
-		stop()
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
 
 // replica is `moodsync run` in a child process.
 type replica struct {

@@ -2,8 +2,6 @@ package publisher_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
 	"sync"
@@ -432,41 +430,6 @@ func TestPDSOutageLosesAndDuplicatesNothing(t *testing.T) {
 	}
 }
 
-func TestSessionsAreCachedAndSurviveRestart(t *testing.T) {
-	h := newHarness(t)
-	var users []*devenv.Account
-	for i := 0; i < 4; i++ {
-		users = append(users, h.pds.CreateUser(t, h.store))
-	}
-	stop := h.start()
-	for i := 0; i < 200; i++ {
-		u := users[i%4]
-		id := devenv.InsertMood(t, h.store, u.User, "batch", when.Add(time.Duration(i)*time.Second))
-		h.publish(create(u.User, id))
-	}
-	h.drained(60 * time.Second)
-	if got := h.proxy.Count("com.atproto.server.createSession"); got > 4 {
-		t.Fatalf("200 creates over 4 users made %d createSession calls, want at most 4", got)
-	}
-	for _, u := range users {
-		if n := len(h.records(u.DID)); n != 50 {
-			t.Fatalf("user %s has %d records, want 50", u.User, n)
-		}
-	}
-	stop()
-
-	// After a restart the cached sessions are resumed, not recreated.
-	before := h.proxy.Count("com.atproto.server.createSession")
-	h.start()
-	for _, u := range users {
-		h.publish(create(u.User, devenv.InsertMood(t, h.store, u.User, "after restart", when)))
-	}
-	h.drained(30 * time.Second)
-	if got := h.proxy.Count("com.atproto.server.createSession"); got != before {
-		t.Fatalf("restart made %d new createSession calls", got-before)
-	}
-}
-
 func TestTwoReplicasRacingOnTheSameMoodsMakeOneRecordEach(t *testing.T) {
 	h := newHarness(t)
 	alice := h.pds.CreateUser(t, h.store)
@@ -503,83 +466,5 @@ func TestTwoReplicasRacingOnTheSameMoodsMakeOneRecordEach(t *testing.T) {
 	}
 	if byRef[doomed] != 0 {
 		t.Fatalf("deleted mood still has %d records", byRef[doomed])
-	}
-}
-
-func TestIntentParse(t *testing.T) {
-	cases := []struct {
-		subject, data string
-		permanent     bool
-	}{
-		{"moods.intent.create", `{"op":"create","mongoId":"507f1f77bcf86cd799439011","user":"auth0|1"}`, false},
-		{"moods.intent.create", `{"op":"create","mongoId":"507f1f77bcf86cd799439011","user":"auth0|1","extra":1}`, false},
-		{"moods.intent.purge", `{"op":"purge","user":"auth0|1","did":"did:plc:abc"}`, false},
-		{"moods.intent.reconcile", `{"op":"reconcile","user":"auth0|1"}`, false},
-		{"moods.intent.create", `{"op":"create","mongoId":"507f1f77bcf86cd79943901","user":"auth0|1"}`, true},
-		{"moods.intent.create", `{"op":"create","mongoId":"507f1f77bcf86cd799439011"}`, true},
-		{"moods.intent.create", `not json`, true},
-		{"moods.intent.zap", `{"op":"zap","user":"auth0|1"}`, true},
-		{"moods.intent.delete", `{"op":"create","mongoId":"507f1f77bcf86cd799439011","user":"auth0|1"}`, true},
-		{"moods.intent.purge", `{"op":"purge","user":"auth0|1","did":"plc:abc"}`, true},
-	}
-	for _, c := range cases {
-		_, err := intent.Parse(c.subject, []byte(c.data))
-		if got := model.IsPermanent(err); got != c.permanent || (err != nil) != c.permanent {
-			t.Errorf("Parse(%s, %s) = %v, want permanent=%v", c.subject, c.data, err, c.permanent)
-		}
-	}
-	var syntaxErr *json.SyntaxError
-	if _, err := intent.Parse("", []byte("{")); errors.As(err, &syntaxErr) {
-		t.Error("raw JSON error leaked instead of a permanent error")
-	}
-}
-
-func TestExpiredAccessTokenIsRefreshedNotReplacedByALogin(t *testing.T) {
-	h := newHarness(t)
-	alice := h.pds.CreateUser(t, h.store)
-	stop := h.start()
-	first := devenv.InsertMood(t, h.store, alice.User, "before expiry", when)
-	h.publish(create(alice.User, first))
-	h.drained(15 * time.Second)
-	stop()
-
-	// Two hours later, as far as the PDS can tell: the cached access token
-	// has expired; the refresh token is still good.
-	ctx := context.Background()
-	sess, err := h.store.LoadSession(ctx, alice.DID)
-	if err != nil || sess == nil {
-		t.Fatalf("no cached session: %v", err)
-	}
-	expired, err := h.pds.ExpireAccessToken(sess.AccessToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldRefresh := sess.RefreshToken
-	sess.AccessToken = expired
-	if err := h.store.SaveSession(ctx, *sess); err != nil {
-		t.Fatal(err)
-	}
-	logins := h.proxy.Count("com.atproto.server.createSession")
-
-	h.start()
-	second := devenv.InsertMood(t, h.store, alice.User, "after expiry", when.Add(time.Minute))
-	h.publish(create(alice.User, second))
-	h.drained(15 * time.Second)
-
-	if h.mood(second).Rkey == "" {
-		t.Fatal("mood not synced after the access token expired")
-	}
-	if got := h.proxy.Count("com.atproto.server.refreshSession"); got != 1 {
-		t.Fatalf("want 1 refreshSession, got %d", got)
-	}
-	if got := h.proxy.Count("com.atproto.server.createSession"); got != logins {
-		t.Fatalf("an expired access token caused %d new logins", got-logins)
-	}
-	sess, err = h.store.LoadSession(ctx, alice.DID)
-	if err != nil || sess == nil {
-		t.Fatalf("session gone: %v", err)
-	}
-	if sess.AccessToken == expired || sess.RefreshToken == oldRefresh {
-		t.Fatal("refreshed tokens were not written back to moodsync_sessions")
 	}
 }
