@@ -395,7 +395,9 @@ func (p *PDS) CreateRecord(_ context.Context, did, rkey string, v model.RecordVa
 		return err
 	}
 	if _, taken := p.repos[did][rkey]; taken {
-		return model.Permanent("rkey %s taken", rkey)
+		// As the reference PDS answers it: a bare 500, neither a
+		// transport failure nor a permanent one.
+		return fmt.Errorf("InternalServerError: rkey %s taken", rkey)
 	}
 	if p.repos[did] == nil {
 		p.repos[did] = map[string]model.Record{}
