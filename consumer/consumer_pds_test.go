@@ -17,9 +17,11 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/atclient"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/publisher"
+	"github.com/whistlegraph/moodsync/publisher/intent"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
@@ -39,6 +41,7 @@ type env struct {
 	engine *reconcile.Engine
 	queue  publisher.Queue
 	sweep  *reconcile.Sweep
+	js     jetstream.JetStream
 }
 
 // newEnv is the daemon's PDS → Mongo half on real parts: the dev PDS, a
@@ -50,6 +53,7 @@ func newEnv(t *testing.T) *env {
 	client := pdsclient.New(pds.URL, store, testLog(t))
 	e := &env{pds: pds, store: store, engine: reconcile.NewEngine(store, client, testLog(t))}
 	_, js := devenv.ConnectJetStream(t, devenv.NewNATS(t))
+	e.js = js
 	e.queue = publisher.Queue{JS: js}
 	e.sweep = &reconcile.Sweep{Users: store, Queue: e.queue, State: store, Log: testLog(t)}
 	pub := publisher.New(js, e.engine, publisher.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}, testLog(t))
@@ -103,8 +107,23 @@ func (e *env) start(t *testing.T) *running {
 		t.Fatal(err)
 	}
 	r := run(t, Config{FirehoseURL: fh, PLCURL: e.pds.PLCURL, Log: testLog(t), AccountsRefresh: time.Second}, e.engine, e.store, e.queue, e.sweep)
-	devenv.Eventually(t, setup, "consumer connected with every user reconciled", r.Ready)
+	devenv.Eventually(t, setup, "consumer connected with every user queued", r.Ready)
+	e.drained(t)
 	return r
+}
+
+// drained waits until the publisher has carried out every intent queued
+// (the first start's reconciles), so they do not race the test's own.
+func (e *env) drained(t *testing.T) {
+	t.Helper()
+	devenv.Eventually(t, setup, "queued reconciles carried out", func() bool {
+		s, err := e.js.Stream(context.Background(), intent.Stream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(context.Background())
+		return err == nil && info.State.Msgs == 0
+	})
 }
 
 // run starts a consumer until the test ends.
