@@ -44,6 +44,9 @@ type Store interface {
 	Bind(ctx context.Context, user, did, prev string) (bool, error)
 	// SetStatus records the account status of user's binding to did.
 	SetStatus(ctx context.Context, user, did, status string) error
+	// SetCleanPass records what a clean whole-user pass saw on user's
+	// binding to did (Bind to another DID forgets it).
+	SetCleanPass(ctx context.Context, user, did string, c model.CleanPass) error
 
 	// SetRkey sets atproto.rkey on a live mood whose atproto is unset.
 	SetRkey(ctx context.Context, id, rkey string) (bool, error)

@@ -36,6 +36,10 @@ type Config struct {
 	DeleteOrphans      bool
 	AntiEntropyEvery   time.Duration
 	MassDeleteLimit    int
+
+	// AntiEntropyFullEvery is how often the periodic pass reads every
+	// repo; the passes between read only those that changed.
+	AntiEntropyFullEvery time.Duration
 }
 
 // configFlags binds the settings a subcommand uses onto its flag set. A

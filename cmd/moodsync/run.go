@@ -37,7 +37,8 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	cf.int(&cfg.PublishConcurrency, "publish-concurrency", 4, "users whose intents are applied at once")
 	cf.bool(&cfg.VerifyCommits, "verify-commits", true, "verify firehose commit signatures and MST inversion")
 	cf.bool(&cfg.DeleteOrphans, "delete-orphans", true, "delete records whose mood is deleted or missing")
-	cf.duration(&cfg.AntiEntropyEvery, "anti-entropy-every", 24*time.Hour, "how often every user is compared in full; 0 turns it off")
+	cf.duration(&cfg.AntiEntropyEvery, "anti-entropy-every", 24*time.Hour, "how often every user is compared; 0 turns it off")
+	cf.duration(&cfg.AntiEntropyFullEvery, "anti-entropy-full-every", 7*24*time.Hour, "how often the periodic pass reads every repo; between, it reads only those whose rev or moods changed since their last clean pass; 0: every pass")
 	cf.int(&cfg.MassDeleteLimit, "mass-delete-limit", reconcile.DefaultMassDeleteLimit, "most moods of one user a whole-user pass soft-deletes because their records are missing; over it, none are")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -127,6 +127,8 @@ type Binding struct {
 	DID      string    `bson:"did" json:"did"`
 	Status   string    `bson:"status,omitempty" json:"status,omitempty"`
 	StatusAt time.Time `bson:"statusAt,omitempty" json:"statusAt,omitzero"`
+	// Clean is the state the last clean whole-user pass saw, if any.
+	Clean *CleanPass `bson:"clean,omitempty" json:"clean,omitempty"`
 }
 
 // Inactive reports whether the status parks the user's writes.
