@@ -25,8 +25,6 @@ import (
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/identity"
-	"github.com/bluesky-social/indigo/events"
-	"github.com/bluesky-social/indigo/events/schedulers/sequential"
 	"github.com/gorilla/websocket"
 
 	"github.com/whistlegraph/moodsync/reconcile"
@@ -142,6 +140,11 @@ type Consumer struct {
 	readyCh     chan struct{}
 
 	chains map[string]chainLink // by DID; only the handler goroutine uses it
+
+	// The reader's own: the frame buffer and the #commit view, reused.
+	frame []byte
+	view  commitView
+	lag   lagTracker
 
 	// resetCursor is set when the server says our cursor is in its future.
 	resetCursor atomic.Bool
@@ -284,9 +287,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); c.sweeper(ctx) }()
 	go func() { defer wg.Done(); c.saver(ctx) }()
+	go func() { defer wg.Done(); c.checkHead(ctx) }()
 	c.follow(ctx)
 	wg.Wait()
 	if !c.skipFinalSave {
@@ -355,8 +359,7 @@ func (c *Consumer) connectOnce(ctx context.Context) error {
 	c.connected.Store(true)
 	c.noteReady()
 	c.log.Info("following firehose", "stream", c.stream, "cursor", c.handled.Load())
-	sched := sequential.NewScheduler("moodsync", c.handle)
-	return events.HandleRepoStream(ctx, con, sched, c.log)
+	return c.readStream(ctx, con)
 }
 
 // saver stores the cursor every SaveEvery.

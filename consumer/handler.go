@@ -30,7 +30,8 @@ type chainLink struct {
 // errStreamEnd ends the connection on purpose (an error frame).
 var errStreamEnd = errors.New("firehose sent an error frame")
 
-// handle is called by the sequential scheduler for every frame, in order.
+// handle is called for every event, in order (#commit frames of repos
+// that are not our users' are dropped before, in commitFrame).
 // Returning an error ends the connection without marking the event handled;
 // so does ctx ending. Bad input is never an error: it is counted, logged
 // and skipped.
@@ -55,11 +56,16 @@ func (c *Consumer) handle(ctx context.Context, xev *events.XRPCStreamEvent) erro
 		return err
 	}
 	c.stats.events.Add(1)
+	c.markHandled(seq)
+	return nil
+}
+
+// markHandled advances the cursor past an event handled.
+func (c *Consumer) markHandled(seq int64) {
 	if seq > 0 {
 		c.firstSeq.CompareAndSwap(0, seq)
 		c.handled.Store(seq)
 	}
-	return nil
 }
 
 // account returns the account of did, or ok=false for a DID that is not one

@@ -27,8 +27,8 @@ type metrics struct {
 	driftFixed    prometheus.Counter
 	guardTrips    prometheus.Counter
 	aeLastPass    prometheus.Gauge
-	// state is read at scrape time: the firehose follower, the lag probe,
-	// NATS reconnects and the streams (collect.go).
+	// state is read at scrape time: the firehose follower (its counters
+	// and lag), NATS reconnects and the streams (collect.go).
 	state *stateCollector
 }
 
