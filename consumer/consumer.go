@@ -35,7 +35,7 @@ import (
 // Engine is the reconcile engine's firehose side (*reconcile.Engine).
 type Engine interface {
 	ApplyUpsert(ctx context.Context, acct model.Account, op reconcile.Upsert, opts ...reconcile.Option) (reconcile.Verdict, error)
-	ApplyDelete(ctx context.Context, acct model.Account, rkey string) (reconcile.Verdict, error)
+	ApplyDelete(ctx context.Context, acct model.Account, rkey string, opts ...reconcile.Option) (reconcile.Verdict, error)
 	AccountStatus(ctx context.Context, did, status string) (reactivated []string, err error)
 }
 

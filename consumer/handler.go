@@ -162,8 +162,14 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 		return nil
 	}
 
+	// A commit that follows the repo's last one is no replay: its deletes
+	// are taken as they are, without reading the record again.
+	opts := c.opts
+	if known {
+		opts = append(opts[:len(opts):len(opts)], reconcile.InOrder())
+	}
 	for _, op := range moodOps {
-		if err := c.applyOp(ctx, acct, op, blocks, evt.Blocks); err != nil {
+		if err := c.applyOp(ctx, acct, op, blocks, evt.Blocks, opts); err != nil {
 			return err
 		}
 	}
@@ -204,7 +210,7 @@ func (c *Consumer) readCommit(ctx context.Context, evt *comatproto.SyncSubscribe
 }
 
 // applyOp hands one mood op to the engine.
-func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte) error {
+func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte, opts []reconcile.Option) error {
 	c.stats.moodOps.Add(1)
 	rkey := op.Path[len(moodPrefix):]
 	var v reconcile.Verdict
@@ -214,12 +220,12 @@ func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatpro
 		upsert := reconcile.Upsert{Rkey: rkey}
 		upsert.Value, upsert.Invalid = c.recordOf(op, blocks, car)
 		call = func() (err error) {
-			v, err = c.engine.ApplyUpsert(ctx, acct, upsert, c.opts...)
+			v, err = c.engine.ApplyUpsert(ctx, acct, upsert, opts...)
 			return err
 		}
 	case "delete":
 		call = func() (err error) {
-			v, err = c.engine.ApplyDelete(ctx, acct, rkey)
+			v, err = c.engine.ApplyDelete(ctx, acct, rkey, opts...)
 			return err
 		}
 	default:
