@@ -42,6 +42,7 @@ type env struct {
 	queue  publisher.Queue
 	sweep  *reconcile.Sweep
 	js     jetstream.JetStream
+	cons   *running // the last consumer started
 }
 
 // newEnv is the daemon's PDS → Mongo half on real parts: the dev PDS, a
@@ -109,6 +110,7 @@ func (e *env) start(t *testing.T) *running {
 	r := run(t, Config{FirehoseURL: fh, PLCURL: e.pds.PLCURL, Log: testLog(t), AccountsRefresh: time.Second}, e.engine, e.store, e.queue, e.sweep)
 	devenv.Eventually(t, setup, "consumer connected with every user queued", r.Ready)
 	e.drained(t)
+	e.cons = r
 	return r
 }
 
@@ -164,7 +166,29 @@ func (e *env) writer(t *testing.T, a *devenv.Account) *writer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &writer{t: t, acct: a, api: api}
+	w := &writer{t: t, acct: a, api: api}
+	if e.cons != nil {
+		e.fence(t, w)
+	}
+	return w
+}
+
+// fence writes a record of another collection as the user and waits until
+// the consumer has handled it, then until every reconcile it queued is
+// carried out: the account's own events from before (its creation's
+// #sync, which queues a reconcile) no longer race the test.
+func (e *env) fence(t *testing.T, w *writer) {
+	t.Helper()
+	before := e.cons.Stats().Commits
+	err := w.api.Post(context.Background(), syntax.NSID("com.atproto.repo.createRecord"), map[string]any{
+		"repo": w.acct.DID, "collection": "app.bsky.feed.post",
+		"record": map[string]any{"$type": "app.bsky.feed.post", "text": "fence", "createdAt": time.Now().UTC().Format(time.RFC3339)},
+	}, nil)
+	if err != nil {
+		t.Fatalf("fence: %v", err)
+	}
+	devenv.Eventually(t, setup, "the consumer handled the fence", func() bool { return e.cons.Stats().Commits > before })
+	e.drained(t)
 }
 
 // create writes a record (any JSON body) and returns its rkey.
