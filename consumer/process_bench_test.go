@@ -202,17 +202,14 @@ type procEnv struct {
 
 // runMoodsync runs `moodsync run` until it has handled the last frame.
 func runMoodsync(b *testing.B, bin string, e procEnv) procRun {
+	return runMoodsyncWith(b, bin, e, nil)
+}
+
+// runMoodsyncWith is runMoodsync, telling started the process id.
+func runMoodsyncWith(b *testing.B, bin string, e procEnv, started func(pid int)) procRun {
 	ctx := context.Background()
-	uri := devenv.MongoURI(b)
-	db := "bench" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	store, err := mongostore.Connect(uri, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = store.DB.Drop(ctx); _ = store.Close(ctx) }()
-	if err := store.EnsureIndexes(ctx); err != nil {
-		b.Fatal(err)
-	}
+	store, uri, db, drop := benchStore(b)
+	defer drop()
 	var docs []any
 	for i, did := range e.users {
 		docs = append(docs, bson.D{{Key: "_id", Value: fmt.Sprintf("auth0|bench%05d", i)},
@@ -239,11 +236,14 @@ func runMoodsync(b *testing.B, bin string, e procEnv) procRun {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Minute)
+	if started != nil {
+		started(cmd.Process.Pid)
+	}
+	deadline := time.Now().Add(10 * time.Minute)
 	for seq := int64(0); seq < int64(e.n); seq = scrapeSeq("http://" + httpAddr + "/metrics") {
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			b.Fatalf("moodsync handled %d of %d frames in 5 minutes", seq, e.n)
+			b.Fatalf("moodsync handled %d of %d frames in 10 minutes", seq, e.n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -252,6 +252,22 @@ func runMoodsync(b *testing.B, bin string, e procEnv) procRun {
 		b.Fatalf("moodsync: %v", err)
 	}
 	return finished(cmd, start)
+}
+
+// benchStore is a fresh database on the embedded Mongo-wire server of the
+// benchmark process, with its URI and name; drop removes it.
+func benchStore(b *testing.B) (store *mongostore.Store, uri, db string, drop func()) {
+	ctx := context.Background()
+	uri = devenv.MongoURI(b)
+	db = "bench" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	store, err := mongostore.Connect(uri, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := store.EnsureIndexes(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return store, uri, db, func() { _ = store.DB.Drop(ctx); _ = store.Close(ctx) }
 }
 
 // scrapeSeq reads moodsync_firehose_seq from a /metrics page (0 when not
