@@ -37,6 +37,14 @@ func (a *accounts) get(did string) (model.Account, bool) {
 	return acct, ok
 }
 
+// hasBytes reports whether did is mapped (without allocating).
+func (a *accounts) hasBytes(did []byte) bool {
+	a.mu.RLock()
+	_, ok := a.byDID[string(did)]
+	a.mu.RUnlock()
+	return ok
+}
+
 // stale reports whether a miss may reload the map.
 func (a *accounts) stale(now time.Time) bool {
 	a.mu.RLock()

@@ -46,7 +46,7 @@ type benchData struct {
 
 var benchSet *benchData
 
-func benchFramesOnce(b *testing.B) *benchData {
+func benchFramesOnce(b testing.TB) *benchData {
 	if benchSet != nil {
 		return benchSet
 	}

@@ -25,8 +25,6 @@ import (
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/identity"
-	"github.com/bluesky-social/indigo/events"
-	"github.com/bluesky-social/indigo/events/schedulers/sequential"
 	"github.com/gorilla/websocket"
 
 	"github.com/whistlegraph/moodsync/reconcile"
@@ -37,7 +35,7 @@ import (
 // Engine is the reconcile engine's firehose side (*reconcile.Engine).
 type Engine interface {
 	ApplyUpsert(ctx context.Context, acct model.Account, op reconcile.Upsert, opts ...reconcile.Option) (reconcile.Verdict, error)
-	ApplyDelete(ctx context.Context, acct model.Account, rkey string) (reconcile.Verdict, error)
+	ApplyDelete(ctx context.Context, acct model.Account, rkey string, opts ...reconcile.Option) (reconcile.Verdict, error)
 	AccountStatus(ctx context.Context, did, status string) (reactivated []string, err error)
 }
 
@@ -146,6 +144,11 @@ type Consumer struct {
 
 	chains map[string]chainLink // by DID; only the handler goroutine uses it
 	noted  map[string]time.Time // by DID: last noteEvent write; handler goroutine only
+
+	// The reader's own: the frame buffer and the #commit view, reused.
+	frame []byte
+	view  commitView
+	lag   lagTracker
 
 	// resetCursor is set when the server says our cursor is in its future.
 	resetCursor atomic.Bool
@@ -288,9 +291,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); c.sweeper(ctx) }()
 	go func() { defer wg.Done(); c.saver(ctx) }()
+	go func() { defer wg.Done(); c.checkHead(ctx) }()
 	c.follow(ctx)
 	wg.Wait()
 	if !c.skipFinalSave {
@@ -359,8 +363,7 @@ func (c *Consumer) connectOnce(ctx context.Context) error {
 	c.connected.Store(true)
 	c.noteReady()
 	c.log.Info("following firehose", "stream", c.stream, "cursor", c.handled.Load())
-	sched := sequential.NewScheduler("moodsync", c.handle)
-	return events.HandleRepoStream(ctx, con, sched, c.log)
+	return c.readStream(ctx, con)
 }
 
 // saver stores the cursor every SaveEvery.

@@ -17,9 +17,11 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/atclient"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/publisher"
+	"github.com/whistlegraph/moodsync/publisher/intent"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
@@ -39,6 +41,8 @@ type env struct {
 	engine *reconcile.Engine
 	queue  publisher.Queue
 	sweep  *reconcile.Sweep
+	js     jetstream.JetStream
+	cons   *running // the last consumer started
 }
 
 // newEnv is the daemon's PDS → Mongo half on real parts: the dev PDS, a
@@ -50,6 +54,7 @@ func newEnv(t *testing.T) *env {
 	client := pdsclient.New(pds.URL, store, testLog(t))
 	e := &env{pds: pds, store: store, engine: reconcile.NewEngine(store, client, testLog(t))}
 	_, js := devenv.ConnectJetStream(t, devenv.NewNATS(t))
+	e.js = js
 	e.queue = publisher.Queue{JS: js}
 	e.sweep = &reconcile.Sweep{Users: store, Queue: e.queue, State: store, Log: testLog(t)}
 	pub := publisher.New(js, e.engine, publisher.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}, testLog(t))
@@ -103,8 +108,24 @@ func (e *env) start(t *testing.T) *running {
 		t.Fatal(err)
 	}
 	r := run(t, Config{FirehoseURL: fh, PLCURL: e.pds.PLCURL, Log: testLog(t), AccountsRefresh: time.Second}, e.engine, e.store, e.queue, e.sweep)
-	devenv.Eventually(t, setup, "consumer connected with every user reconciled", r.Ready)
+	devenv.Eventually(t, setup, "consumer connected with every user queued", r.Ready)
+	e.drained(t)
+	e.cons = r
 	return r
+}
+
+// drained waits until the publisher has carried out every intent queued
+// (the first start's reconciles), so they do not race the test's own.
+func (e *env) drained(t *testing.T) {
+	t.Helper()
+	devenv.Eventually(t, setup, "queued reconciles carried out", func() bool {
+		s, err := e.js.Stream(context.Background(), intent.Stream)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(context.Background())
+		return err == nil && info.State.Msgs == 0
+	})
 }
 
 // run starts a consumer until the test ends.
@@ -145,7 +166,29 @@ func (e *env) writer(t *testing.T, a *devenv.Account) *writer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &writer{t: t, acct: a, api: api}
+	w := &writer{t: t, acct: a, api: api}
+	if e.cons != nil {
+		e.fence(t, w)
+	}
+	return w
+}
+
+// fence writes a record of another collection as the user and waits until
+// the consumer has handled it, then until every reconcile it queued is
+// carried out: the account's own events from before (its creation's
+// #sync, which queues a reconcile) no longer race the test.
+func (e *env) fence(t *testing.T, w *writer) {
+	t.Helper()
+	before := e.cons.Stats().Commits
+	err := w.api.Post(context.Background(), syntax.NSID("com.atproto.repo.createRecord"), map[string]any{
+		"repo": w.acct.DID, "collection": "app.bsky.feed.post",
+		"record": map[string]any{"$type": "app.bsky.feed.post", "text": "fence", "createdAt": time.Now().UTC().Format(time.RFC3339)},
+	}, nil)
+	if err != nil {
+		t.Fatalf("fence: %v", err)
+	}
+	devenv.Eventually(t, setup, "the consumer handled the fence", func() bool { return e.cons.Stats().Commits > before })
+	e.drained(t)
 }
 
 // create writes a record (any JSON body) and returns its rkey.

@@ -495,3 +495,42 @@ func TestConsumerFindsUserAddedLaterAndReconcilesThem(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestConsumerChecksOnlyDeletesOutOfOrder: a delete in a commit that
+// follows the repo's last commit seen is taken as it is; the first commit
+// of a repo after a (re)start may be a replay, so its delete is checked
+// against the repo, which here still holds the record: the mood stays.
+func TestConsumerChecksOnlyDeletesOutOfOrder(t *testing.T) {
+	r := newRig(t)
+	g, alice := r.user(t, "alice")
+	h, bob := r.user(t, "bob")
+	a, b := r.mood(alice, 1), r.mood(bob, 2)
+	r.fh.add(
+		commitFrame(t, g.commit(t, 1, moodOp("3kh5dye2qpc2a", a))),
+		commitFrame(t, h.commit(t, 2, moodOp("3kh5dye2qpc2b", b))),
+	)
+	c := r.start(t, nil)
+	r.handledAll(t, c)
+	c.kill()
+	// The repos, read over XRPC, still hold both records (the deletes are
+	// stale, or written over since).
+	r.pds.Put(alice.DID, model.Record{Rkey: "3kh5dye2qpc2a", Value: model.RecordValue{Type: model.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: a}})
+	r.pds.Put(bob.DID, model.Record{Rkey: "3kh5dye2qpc2b", Value: model.RecordValue{Type: model.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: b}})
+
+	// Alice's delete follows a commit this consumer sees; bob's is the
+	// first of his repo it sees.
+	r.fh.add(
+		commitFrame(t, g.commit(t, 3, g.postOp())),
+		commitFrame(t, g.commit(t, 4, genOp{path: "computer.aesthetic.mood/3kh5dye2qpc2a", delete: true})),
+		commitFrame(t, h.commit(t, 5, genOp{path: "computer.aesthetic.mood/3kh5dye2qpc2b", delete: true})),
+	)
+	r.store.SaveCursor(context.Background(), r.fh.URL, 2)
+	c = r.start(t, nil)
+	r.handledAll(t, c)
+	if m := r.store.Mood(a); !m.Deleted {
+		t.Fatalf("alice's mood after an in-order delete: %+v", m)
+	}
+	if m := r.store.Mood(b); m.Deleted || m.Rkey != "3kh5dye2qpc2b" {
+		t.Fatalf("bob's mood after a delete first seen, its record still there: %+v", m)
+	}
+}

@@ -1,8 +1,9 @@
 package consumer
 
 // Fuzz targets for what the consumer reads from the network: whole frames
-// (as events.HandleRepoStream decodes them, then through the handler), the
-// CAR slices inside them, and record bodies. Without -fuzz they run their
+// (as the read loop decodes and handles them), the CAR slices inside them,
+// and record bodies. FuzzLeanDecoder (frame_test.go) holds the lean
+// decoder to indigo's. Without -fuzz they run their
 // seed corpus as ordinary tests.
 
 import (
@@ -84,10 +85,6 @@ func FuzzFrame(f *testing.F) {
 		f.Add(fr)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		xev, err := decodeFrame(data)
-		if err != nil {
-			return // HandleRepoStream ends the connection; nothing of ours runs
-		}
 		store, pds := reconciletest.NewStore(), reconciletest.NewPDS()
 		store.PutAccount(model.Account{User: "auth0|alice", DID: "did:plc:alice"})
 		store.PutMood(model.Mood{ID: "507f1f77bcf86cd799400001", User: "auth0|alice"})
@@ -100,8 +97,9 @@ func FuzzFrame(f *testing.F) {
 				t.Fatal(err)
 			}
 			// Any outcome but a panic or a hang is fine: bad input is
-			// counted and skipped, an error frame ends the connection.
-			_ = c.handle(context.Background(), xev)
+			// counted and skipped; a frame that does not decode, or an
+			// error frame, ends the connection.
+			_ = c.handleFrame(context.Background(), data)
 		}
 	})
 }

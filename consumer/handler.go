@@ -30,7 +30,8 @@ type chainLink struct {
 // errStreamEnd ends the connection on purpose (an error frame).
 var errStreamEnd = errors.New("firehose sent an error frame")
 
-// handle is called by the sequential scheduler for every frame, in order.
+// handle is called for every event, in order (#commit frames of repos
+// that are not our users' are dropped before, in commitFrame).
 // Returning an error ends the connection without marking the event handled;
 // so does ctx ending. Bad input is never an error: it is counted, logged
 // and skipped.
@@ -55,11 +56,16 @@ func (c *Consumer) handle(ctx context.Context, xev *events.XRPCStreamEvent) erro
 		return err
 	}
 	c.stats.events.Add(1)
+	c.markHandled(seq)
+	return nil
+}
+
+// markHandled advances the cursor past an event handled.
+func (c *Consumer) markHandled(seq int64) {
 	if seq > 0 {
 		c.firstSeq.CompareAndSwap(0, seq)
 		c.handled.Store(seq)
 	}
-	return nil
 }
 
 // account returns the account of did, or ok=false for a DID that is not one
@@ -157,8 +163,14 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 		return nil
 	}
 
+	// A commit that follows the repo's last one is no replay: its deletes
+	// are taken as they are, without reading the record again.
+	opts := c.opts
+	if known {
+		opts = append(opts[:len(opts):len(opts)], reconcile.InOrder())
+	}
 	for _, op := range moodOps {
-		if err := c.applyOp(ctx, acct, op, blocks, evt.Blocks); err != nil {
+		if err := c.applyOp(ctx, acct, op, blocks, evt.Blocks, opts); err != nil {
 			return err
 		}
 	}
@@ -199,7 +211,7 @@ func (c *Consumer) readCommit(ctx context.Context, evt *comatproto.SyncSubscribe
 }
 
 // applyOp hands one mood op to the engine.
-func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte) error {
+func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte, opts []reconcile.Option) error {
 	c.stats.moodOps.Add(1)
 	rkey := op.Path[len(moodPrefix):]
 	var v reconcile.Verdict
@@ -209,12 +221,12 @@ func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatpro
 		upsert := reconcile.Upsert{Rkey: rkey}
 		upsert.Value, upsert.Invalid = c.recordOf(op, blocks, car)
 		call = func() (err error) {
-			v, err = c.engine.ApplyUpsert(ctx, acct, upsert, c.opts...)
+			v, err = c.engine.ApplyUpsert(ctx, acct, upsert, opts...)
 			return err
 		}
 	case "delete":
 		call = func() (err error) {
-			v, err = c.engine.ApplyDelete(ctx, acct, rkey)
+			v, err = c.engine.ApplyDelete(ctx, acct, rkey, opts...)
 			return err
 		}
 	default:

@@ -1,116 +1,187 @@
 package consumer
 
+// How far behind the follower is, measured from what it already reads:
+// every event carries the time the server sequenced it, so the age of the
+// event being handled (or of the last one, when it was handled) is how far
+// behind the follower is in time; no frame is decoded twice for it. On a
+// live stream the last seq read is the head. While the follower is behind
+// (catching up from a stored cursor), the server's head seq is not in the
+// stream it reads: a check every headCheckEvery opens a cursor-less
+// subscription, reads the seq of its first event and closes it — one
+// frame per check, and none while the follower keeps up.
+
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluesky-social/indigo/events"
-	"github.com/bluesky-social/indigo/events/schedulers/sequential"
 	"github.com/gorilla/websocket"
-	"github.com/whistlegraph/moodsync/reconcile/backoff"
 )
 
-// HeadProbe measures how far the firehose follower is behind. It keeps a
-// second, cursor-less subscription to the firehose, which only ever sees
-// live events: the newest seq it saw is the head, and the arrival time of
-// the oldest event the follower has not handled yet is how long the
-// follower is behind. It runs on the leader only. It reads every frame a
-// second time: cheap on the app's own PDS; against a busy relay it doubles
-// the traffic.
-type HeadProbe struct {
-	url string
-	log *slog.Logger
+const (
+	// headCheckEvery is how often the server's head seq is asked for while
+	// the follower is behind.
+	headCheckEvery = 30 * time.Second
+	// behindAfter is how old a handled event must be for the follower to
+	// count as behind, and the head to be asked for.
+	behindAfter = 10 * time.Second
+	// headCheckWait bounds a check: an idle stream may send nothing.
+	headCheckWait = 10 * time.Second
+)
 
-	mu      sync.Mutex
-	head    int64     // newest seq seen live; 0 until one is seen
-	since   time.Time // when the probe started
-	pending []arrival // live events, oldest first, not yet known handled
+// lagTracker keeps the event in hand and the last one handled: their seq
+// and time field as sent (parsed only when asked).
+type lagTracker struct {
+	mu        sync.Mutex
+	busy      bool // an event is being handled
+	cur, last eventStamp
+	handledAt time.Time
+	head      atomic.Int64 // the server's head seq as last asked; 0: never
 }
 
-type arrival struct {
-	seq int64
-	at  time.Time
+type eventStamp struct {
+	seq  int64
+	n    int
+	time [40]byte // an RFC 3339 time fits
 }
 
-// maxPending bounds the arrivals kept while the follower is far behind.
-const maxPending = 1 << 16
-
-// NewHeadProbe returns a probe of the firehose at url; Run starts it.
-func NewHeadProbe(url string, log *slog.Logger) *HeadProbe {
-	return &HeadProbe{url: url, log: log.With("component", "lag-probe"), since: time.Now()}
+func (s *eventStamp) set(seq int64, t []byte) {
+	s.seq = seq
+	s.n = copy(s.time[:], t)
 }
 
-// Run follows the live firehose until ctx ends, reconnecting with backoff.
-func (p *HeadProbe) Run(ctx context.Context) {
-	retry := backoff.New(time.Second, 30*time.Second)
-	for ctx.Err() == nil {
-		err := p.once(ctx)
-		if ctx.Err() != nil {
+func (s *eventStamp) setString(seq int64, t string) {
+	s.seq = seq
+	s.n = copy(s.time[:], t)
+}
+
+func (s *eventStamp) at() (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, string(s.time[:s.n]))
+	return t, err == nil
+}
+
+// beginBytes notes the event about to be handled.
+func (l *lagTracker) beginBytes(seq int64, t []byte) {
+	l.mu.Lock()
+	l.busy = true
+	l.cur.set(seq, t)
+	l.mu.Unlock()
+}
+
+func (l *lagTracker) begin(seq int64, t string) {
+	l.mu.Lock()
+	l.busy = true
+	l.cur.setString(seq, t)
+	l.mu.Unlock()
+}
+
+// end notes that the event in hand is done with.
+func (l *lagTracker) end() {
+	now := time.Now()
+	l.mu.Lock()
+	l.busy = false
+	l.last = l.cur
+	l.handledAt = now
+	l.mu.Unlock()
+}
+
+// behind is the follower's lag in time: the age of the event in hand, or
+// the age the last event had when it was handled. known is false before
+// any event with a time.
+func (l *lagTracker) behind(now time.Time) (seconds float64, known bool) {
+	l.mu.Lock()
+	busy, cur, last, handledAt := l.busy, l.cur, l.last, l.handledAt
+	l.mu.Unlock()
+	var d time.Duration
+	if t, ok := cur.at(); busy && ok {
+		d, known = now.Sub(t), true
+	} else if t, ok := last.at(); ok {
+		d, known = handledAt.Sub(t), true
+	}
+	return max(d, 0).Seconds(), known
+}
+
+// Lag is where the follower stands: the head seq (the newest known of the
+// server, at least the last handled), events behind it, and seconds
+// behind. known is false until an event was handled.
+func (c *Consumer) Lag(now time.Time) (head, behind int64, seconds float64, known bool) {
+	handled := c.handled.Load()
+	seconds, known = c.lag.behind(now)
+	if !known && handled == 0 {
+		return 0, 0, 0, false
+	}
+	head = max(c.lag.head.Load(), handled)
+	return head, head - handled, seconds, true
+}
+
+// checkHead asks the server for its head seq every headCheckEvery while
+// the follower is behind.
+func (c *Consumer) checkHead(ctx context.Context) {
+	t := time.NewTicker(headCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case <-t.C:
 		}
-		wait := retry.Next()
-		p.log.Debug("lag probe disconnected; reconnecting", "err", err, "in", wait)
-		if !backoff.Sleep(ctx, wait) {
-			return
+		if secs, known := c.lag.behind(time.Now()); !known || secs < behindAfter.Seconds() {
+			continue
+		}
+		if seq, ok := c.headSeq(ctx); ok && seq > c.lag.head.Load() {
+			c.lag.head.Store(seq)
 		}
 	}
 }
 
-func (p *HeadProbe) once(ctx context.Context) error {
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment}
-	con, resp, err := d.DialContext(ctx, p.url, http.Header{"User-Agent": []string{"moodsync-lag-probe"}})
+// headSeq opens a cursor-less subscription and returns the seq of the
+// first event it sends: the server's head.
+func (c *Consumer) headSeq(ctx context.Context) (int64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, headCheckWait)
+	defer cancel()
+	d := websocket.Dialer{HandshakeTimeout: headCheckWait, Proxy: http.ProxyFromEnvironment}
+	con, resp, err := d.DialContext(ctx, c.dialURL, http.Header{"User-Agent": []string{"moodsync-head-check"}})
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
 	if err != nil {
-		return err
+		return 0, false
 	}
+	defer con.Close()
 	con.SetReadLimit(MaxFrameBytes)
-	sched := sequential.NewScheduler("moodsync-lag-probe", func(_ context.Context, xev *events.XRPCStreamEvent) error {
-		if seq, ok := xev.GetSequence(); ok && seq > 0 {
-			p.saw(seq, time.Now())
+	deadline, _ := ctx.Deadline()
+	_ = con.SetReadDeadline(deadline)
+	for i := 0; i < 16; i++ {
+		_, data, err := con.ReadMessage()
+		if err != nil {
+			return 0, false
 		}
-		return nil
-	})
-	return events.HandleRepoStream(ctx, con, sched, p.log)
+		if seq, ok := frameSeq(data); ok {
+			return seq, true
+		}
+	}
+	return 0, false
 }
 
-func (p *HeadProbe) saw(seq int64, at time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if seq <= p.head {
-		return
+// frameSeq is the seq of a frame's event, if it has one.
+func frameSeq(frame []byte) (int64, bool) {
+	h, body, err := decodeHeader(frame)
+	if err != nil || h.op != events.EvtKindMessage {
+		return 0, false
 	}
-	p.head = seq
-	if len(p.pending) < maxPending {
-		p.pending = append(p.pending, arrival{seq, at})
-	} else {
-		// Full: the newest stands in for the ones not kept, so a follower
-		// past the kept ones still shows (at least) its age.
-		p.pending[len(p.pending)-1] = arrival{seq, at}
+	if string(h.msgType) == "#commit" {
+		var v commitView
+		if v.decode(body) != nil {
+			return 0, false
+		}
+		return v.seq, v.seq > 0
 	}
-}
-
-// Lag is where the follower stands against the head, given the seq it
-// handled last: the head seq, events behind and seconds behind. known is
-// false until the probe has seen a live event (an idle firehose).
-func (p *HeadProbe) Lag(handled int64, now time.Time) (head, behind int64, seconds float64, known bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	i := 0
-	for i < len(p.pending) && p.pending[i].seq <= handled {
-		i++
+	xev, err := decodeEvent(h.msgType, body)
+	if xev == nil || err != nil {
+		return 0, false
 	}
-	p.pending = p.pending[i:]
-	if p.head == 0 {
-		return 0, 0, 0, false
-	}
-	head = max(p.head, handled)
-	if len(p.pending) > 0 {
-		seconds = now.Sub(p.pending[0].at).Seconds()
-	}
-	return head, head - handled, seconds, true
+	return xev.GetSequence()
 }

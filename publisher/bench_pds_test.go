@@ -47,39 +47,6 @@ var benchPerUser = func() int {
 	return 100
 }()
 
-// memSessions keeps PDS sessions and passwords in memory.
-type memSessions struct {
-	mu        sync.Mutex
-	passwords map[string]string
-	sessions  map[string]pdsclient.Session
-}
-
-func (m *memSessions) Password(_ context.Context, did string) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.passwords[did], nil
-}
-func (m *memSessions) LoadSession(_ context.Context, did string) (*pdsclient.Session, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s, ok := m.sessions[did]; ok {
-		return &s, nil
-	}
-	return nil, nil
-}
-func (m *memSessions) SaveSession(_ context.Context, s pdsclient.Session) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.sessions[s.DID] = s
-	return nil
-}
-func (m *memSessions) DeleteSession(_ context.Context, did string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.sessions, did)
-	return nil
-}
-
 type benchUser struct {
 	acct  *devenv.Account
 	moods []*model.Mood
@@ -116,10 +83,10 @@ func (u benchUser) warm(b *testing.B, c *pdsclient.Client) {
 	}
 }
 
-func sessionsFor(users []benchUser) *memSessions {
-	s := &memSessions{passwords: map[string]string{}, sessions: map[string]pdsclient.Session{}}
+func sessionsFor(users []benchUser) *reconciletest.Sessions {
+	s := reconciletest.NewSessions()
 	for _, u := range users {
-		s.passwords[u.acct.DID] = u.acct.Password
+		s.SetPassword(u.acct.DID, u.acct.Password)
 	}
 	return s
 }

@@ -269,11 +269,13 @@ func (p *Publisher) handleUser(ctx context.Context, user string, items []item) {
 // strongestCause is the cause one pass answering several reconcile
 // intents runs with: one that makes missing records writes (a restored
 // PDS) wins over those that take them as deletes, since the deletes can be
-// done later but writes into a restored repo are owed now.
+// done later but writes into a restored repo are owed now; and any cause
+// wins over the periodic pass's, which may skip reading the repo.
 func strongestCause(causes []string) reconcile.Cause {
 	best := reconcile.ParseCause(causes[0])
 	for _, c := range causes[1:] {
-		if cc := reconcile.ParseCause(c); reconcile.DecideMissing(cc) == reconcile.MissingRewrite {
+		cc := reconcile.ParseCause(c)
+		if reconcile.DecideMissing(cc) == reconcile.MissingRewrite || best == reconcile.CausePeriodic {
 			best = cc
 		}
 	}

@@ -42,6 +42,10 @@ type Queue interface {
 // is kept (Unix nanoseconds).
 const SweepStream = "moodsync:sweep"
 
+// FullSweepStream is the key of the start of the last finished sweep that
+// compared every user in full: any sweep but the periodic pass's.
+const FullSweepStream = "moodsync:sweep-full"
+
 // Sweep queues a reconcile of every user with a PDS account.
 type Sweep struct {
 	Users Accounts
@@ -78,13 +82,28 @@ func (s *Sweep) Ensure(ctx context.Context, cause Cause, since time.Time) (int, 
 	if err := s.State.SaveCursor(ctx, SweepStream, start.UnixNano()); err != nil {
 		s.log().Warn("sweep: could not store its time", "err", err)
 	}
+	if cause != CausePeriodic {
+		if err := s.State.SaveCursor(ctx, FullSweepStream, start.UnixNano()); err != nil {
+			s.log().Warn("sweep: could not store its time", "err", err)
+		}
+	}
 	s.log().Info("queued a reconcile of every user", "cause", string(cause), "users", len(accts))
 	return len(accts), nil
 }
 
 // Last is the start of the last finished sweep, as stored.
 func (s *Sweep) Last(ctx context.Context) (time.Time, bool) {
-	ns, ok, err := s.State.LoadCursor(ctx, SweepStream)
+	return s.last(ctx, SweepStream)
+}
+
+// LastFull is the start of the last finished sweep that compared every
+// user in full, as stored.
+func (s *Sweep) LastFull(ctx context.Context) (time.Time, bool) {
+	return s.last(ctx, FullSweepStream)
+}
+
+func (s *Sweep) last(ctx context.Context, key string) (time.Time, bool) {
+	ns, ok, err := s.State.LoadCursor(ctx, key)
 	if err != nil {
 		s.log().Warn("sweep: could not read the time of the last one", "err", err)
 		return time.Time{}, false
@@ -111,17 +130,26 @@ func (s *Sweep) clock() time.Time {
 // a time per worker, so the PDS is not flooded). The time of the last sweep
 // is shared through the Sweep's state, so a restart neither starts a pass
 // early nor skips one that is due.
+//
+// A pass's reconciles (CausePeriodic) read no repo of a user whose moods
+// and repo rev are as their last clean pass saw them (incremental.go), so
+// a pass costs what changed; once every FullEvery the pass is a full one
+// (CauseFull) that reads every repo.
 type AntiEntropy struct {
 	Sweep *Sweep
 	Every time.Duration
-	Log   *slog.Logger
+	// FullEvery is how often a pass compares every user in full, changed
+	// or not; 0 makes every pass full.
+	FullEvery time.Duration
+	Log       *slog.Logger
 	// OnPass, when set, is told the outcome of each pass (metrics, tests).
 	OnPass func(PassResult)
 }
 
 // PassResult sums up one periodic pass.
 type PassResult struct {
-	Queued  int // users queued; 0 when another sweep had just done it
+	Queued  int  // users queued; 0 when another sweep had just done it
+	Full    bool // a full pass (CauseFull), not one that skips the unchanged
 	Started time.Time
 	Took    time.Duration
 }
@@ -151,7 +179,11 @@ func (a *AntiEntropy) Run(ctx context.Context) error {
 			backoff.Sleep(ctx, wait)
 			continue
 		}
-		n, err := a.Sweep.Ensure(ctx, CausePeriodic, now.Add(-a.Every))
+		cause := CausePeriodic
+		if full, ok := a.Sweep.LastFull(ctx); a.FullEvery <= 0 || !ok || !now.Before(full.Add(a.FullEvery)) {
+			cause = CauseFull
+		}
+		n, err := a.Sweep.Ensure(ctx, cause, now.Add(-a.Every))
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("anti-entropy: pass not fully queued; trying again", "err", err)
@@ -162,7 +194,7 @@ func (a *AntiEntropy) Run(ctx context.Context) error {
 		retry.Reset()
 		mine = now
 		if a.OnPass != nil {
-			a.OnPass(PassResult{Queued: n, Started: now, Took: a.Sweep.clock().Sub(now)})
+			a.OnPass(PassResult{Queued: n, Full: cause == CauseFull, Started: now, Took: a.Sweep.clock().Sub(now)})
 		}
 	}
 	return nil

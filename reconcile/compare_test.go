@@ -247,7 +247,7 @@ func TestPlanFixesByCause(t *testing.T) {
 func TestDecideMissing(t *testing.T) {
 	want := map[Cause]MissingAction{
 		CauseIntent: MissingSoftDelete, CauseFirstStart: MissingSoftDelete, CauseGap: MissingSoftDelete,
-		CauseOutdatedCursor: MissingSoftDelete, CausePeriodic: MissingSoftDelete, CauseReactivated: MissingSoftDelete,
+		CauseOutdatedCursor: MissingSoftDelete, CausePeriodic: MissingSoftDelete, CauseFull: MissingSoftDelete, CauseReactivated: MissingSoftDelete,
 		CauseOperator: MissingSoftDelete, CauseFutureCursor: MissingRewrite, CauseDIDChanged: MissingRewrite,
 	}
 	for _, c := range Causes {

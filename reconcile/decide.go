@@ -130,8 +130,12 @@ const (
 	CauseGap Cause = "gap"
 	// CauseOutdatedCursor: the firehose no longer has our cursor.
 	CauseOutdatedCursor Cause = "outdated-cursor"
-	// CausePeriodic: the periodic anti-entropy pass.
+	// CausePeriodic: the periodic anti-entropy pass. It exports no repo
+	// whose rev and moods are as the last clean pass saw them.
 	CausePeriodic Cause = "periodic"
+	// CauseFull: a periodic pass that compares every user in full,
+	// changed or not.
+	CauseFull Cause = "full"
 	// CauseReactivated: the account is active again after being inactive.
 	CauseReactivated Cause = "reactivated"
 	// CauseOperator: audit, cleanup and backfill.
@@ -146,7 +150,7 @@ const (
 // Causes lists every cause.
 var Causes = []Cause{
 	CauseIntent, CauseFirstStart, CauseGap, CauseOutdatedCursor, CausePeriodic,
-	CauseReactivated, CauseOperator, CauseFutureCursor, CauseDIDChanged,
+	CauseFull, CauseReactivated, CauseOperator, CauseFutureCursor, CauseDIDChanged,
 }
 
 // ParseCause reads the optional cause of a reconcile intent; anything it

@@ -47,6 +47,9 @@ type Store interface {
 	// NoteReconcile records the last whole-user reconcile on user's
 	// binding, if there is one (for operators: moodsync status).
 	NoteReconcile(ctx context.Context, user string, mark model.ReconcileMark) error
+	// SetCleanPass records what a clean whole-user pass saw on user's
+	// binding to did (Bind to another DID forgets it).
+	SetCleanPass(ctx context.Context, user, did string, c model.CleanPass) error
 
 	// SetRkey sets atproto.rkey on a live mood whose atproto is unset.
 	SetRkey(ctx context.Context, id, rkey string) (bool, error)
@@ -363,19 +366,25 @@ func (e *Engine) converge(ctx context.Context, did string, moods []*model.Mood) 
 	}
 	for start := 0; start < len(writes); start += MaxBatch {
 		chunk := writes[start:min(start+MaxBatch, len(writes))]
-		written, err := e.writeBatch(ctx, did, chunk)
-		if err != nil {
-			if !errors.Is(err, errBatchRefused) {
+		var written map[string]string
+		var err error
+		if len(chunk) > 1 {
+			written, err = e.writeBatch(ctx, did, chunk)
+			if err != nil && !errors.Is(err, errBatchRefused) {
 				for _, m := range chunk {
 					failed[m.ID] = err
 				}
 				continue
 			}
-			// One bad op fails an atomic batch (a key already taken, most
-			// often after a crash): fall back to one write at a time.
-			if len(chunk) > 1 {
+			if err != nil {
+				// One bad op fails an atomic batch (a key already taken,
+				// most often after a crash): fall back to one write at a
+				// time.
 				e.Log.Debug("applyWrites refused, writing one at a time", "did", did, "ops", len(chunk))
 			}
+		}
+		if written == nil {
+			// A single write, or a refused batch: one call per mood.
 			written = make(map[string]string, len(chunk))
 			for _, m := range chunk {
 				rkey, err := e.writeOne(ctx, did, m, swap[m.ID])
@@ -404,10 +413,6 @@ var errBatchRefused = errors.New("applyWrites refused the batch")
 // writeBatch writes the whole chunk in one applyWrites call, creates at
 // attempt-0 keys. It returns mood id → rkey written (or deleted).
 func (e *Engine) writeBatch(ctx context.Context, did string, chunk []*model.Mood) (map[string]string, error) {
-	if len(chunk) == 1 {
-		// A batch of one gains nothing and hides which case failed.
-		return nil, errBatchRefused
-	}
 	writes := make([]model.Write, 0, len(chunk))
 	rkeys := make(map[string]string, len(chunk))
 	creates, deletes := 0, 0
@@ -435,11 +440,13 @@ func (e *Engine) writeBatch(ctx context.Context, did string, chunk []*model.Mood
 	return rkeys, nil
 }
 
-// writeOne performs one mood's PDS action on its own. A delete names the
-// CID it read, so a record rewritten meanwhile is not removed. A create
-// probes the deterministic keys: a key holding this mood's own record (a
-// retry after a crash, or a concurrent worker) is adopted; a key holding
-// another mood's record moves on to the next clock id.
+// writeOne performs one mood's PDS action on its own, in one call when
+// nothing is in the way. A delete names the CID it read, so a record
+// rewritten meanwhile is not removed. A create is tried at the
+// deterministic key first; only when the PDS refuses it is the key read: a
+// key holding this mood's own record (a retry after a crash, or a
+// concurrent worker) is adopted, a key holding another mood's record moves
+// on to the next clock id.
 func (e *Engine) writeOne(ctx context.Context, did string, m *model.Mood, swapCID string) (string, error) {
 	if DecidePublish(m) == PublishDelete {
 		if err := e.PDS.DeleteRecord(ctx, did, m.Rkey, swapCID); err != nil {
@@ -450,17 +457,6 @@ func (e *Engine) writeOne(ctx context.Context, did string, m *model.Mood, swapCI
 	}
 	for attempt := 0; attempt < model.MaxRkeyProbes; attempt++ {
 		rkey := model.Rkey(m, attempt)
-		existing, err := e.PDS.GetRecord(ctx, did, rkey)
-		if err != nil {
-			return "", err
-		}
-		if existing != nil {
-			if existing.Value.MoodID() == m.ID {
-				e.observe("pds_adopt", 1)
-				return rkey, nil
-			}
-			continue
-		}
 		createErr := e.PDS.CreateRecord(ctx, did, rkey, model.NewRecordValue(m))
 		if createErr == nil {
 			e.observe("pds_create", 1)
@@ -469,9 +465,9 @@ func (e *Engine) writeOne(ctx context.Context, did string, m *model.Mood, swapCI
 		if model.IsTransport(createErr) || model.IsPermanent(createErr) {
 			return "", createErr
 		}
-		// The PDS answers a taken key with a bare 500: look again to tell
-		// a lost race from a real failure.
-		existing, err = e.PDS.GetRecord(ctx, did, rkey)
+		// The PDS answers a taken key with a bare 500: look to tell a key
+		// already taken from a real failure.
+		existing, err := e.PDS.GetRecord(ctx, did, rkey)
 		if err != nil {
 			return "", err
 		}

@@ -334,3 +334,21 @@ func TestReconcileUserWithoutAccount(t *testing.T) {
 		t.Fatalf("want a permanent error, got %v", err)
 	}
 }
+
+// TestApplyDeleteInOrder: a delete op from a commit that follows the
+// repo's last one is no replay: the live mood is soft-deleted without
+// reading the record again (here the in-memory repo still shows it, as a
+// repo a replay would meet; only an op out of order is checked).
+func TestApplyDeleteInOrder(t *testing.T) {
+	p := newParts()
+	ctx := context.Background()
+	p.live(mood1, alice, "r1")
+	p.write(aDID, "r1", mood1)
+	v, _ := p.engine.ApplyDelete(ctx, aliceAcct, "r1")
+	expect(t, v, reconcile.VerdictIgnore)
+	v, _ = p.engine.ApplyDelete(ctx, aliceAcct, "r1", reconcile.InOrder())
+	expect(t, v, reconcile.VerdictPDSDelete)
+	if m := p.store.Mood(mood1); !m.Deleted || m.Rkey != "" {
+		t.Fatalf("want soft-deleted with atproto unset: %+v", m)
+	}
+}

@@ -57,6 +57,9 @@ type Outcome struct {
 	Plan   Plan
 	// Results has one entry per fix of Plan.Fixes (none on a dry run).
 	Results []FixResult
+	// Unchanged: a periodic pass found the moods and the repo's rev as
+	// the last clean pass saw them, and read no repo (no Report).
+	Unchanged bool
 }
 
 // GuardTripped reports whether the mass-delete guard kept soft deletes back.
@@ -86,7 +89,21 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 	if rebound {
 		out.Cause = CauseDIDChanged
 	}
-	out.Report, err = e.compareAccount(ctx, acct)
+	var moods []*model.Mood
+	var fp *model.CleanPass
+	if o.DryRun {
+		moods, err = e.Store.UserMoods(ctx, acct.User)
+	} else {
+		moods, fp, out.Unchanged, err = e.fingerprint(ctx, acct, out.Cause)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read moods of %s: %w", acct.User, err)
+	}
+	if out.Unchanged {
+		e.observe(ActionUnchanged, 1)
+		return out, nil
+	}
+	out.Report, err = e.compareMoods(ctx, acct, moods)
 	if err != nil {
 		e.noteInactive(ctx, user, acct.DID, err)
 		return nil, err
@@ -117,6 +134,7 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 		}
 	}
 	e.observe(ActionDriftFixed, fixed)
+	e.recordClean(ctx, acct, out, fp)
 	return out, FixErrors(out.Results)
 }
 
@@ -175,14 +193,10 @@ func (e *Engine) readRepo(ctx context.Context, did string) ([]model.Record, erro
 	return records, nil
 }
 
-// compareAccount compares one account's moods with its repo. Mongo is read
-// first: a record the publisher writes meanwhile then shows as unlinked
-// (linking it is harmless) rather than as a stale rkey.
-func (e *Engine) compareAccount(ctx context.Context, acct model.Account) (*Report, error) {
-	moods, err := e.Store.UserMoods(ctx, acct.User)
-	if err != nil {
-		return nil, fmt.Errorf("read moods of %s: %w", acct.User, err)
-	}
+// compareMoods compares one account's moods, read by the caller, with its
+// repo. Mongo is read first: a record the publisher writes meanwhile then
+// shows as unlinked (linking it is harmless) rather than as a stale rkey.
+func (e *Engine) compareMoods(ctx context.Context, acct model.Account, moods []*model.Mood) (*Report, error) {
 	records, err := e.readRepo(ctx, acct.DID)
 	if err != nil {
 		return nil, err

@@ -300,7 +300,7 @@ func startAntiEntropy(ctx context.Context, cfg *Config, sweep *reconcile.Sweep, 
 		return nil
 	}
 	ae := &reconcile.AntiEntropy{
-		Sweep: sweep, Every: cfg.AntiEntropyEvery, Log: log,
+		Sweep: sweep, Every: cfg.AntiEntropyEvery, FullEvery: cfg.AntiEntropyFullEvery, Log: log,
 		OnPass: func(r reconcile.PassResult) { m.antiEntropyPass(r.Started, r.Queued) },
 	}
 	if err := follower.WaitReady(ctx); err != nil {

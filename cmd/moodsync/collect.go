@@ -22,10 +22,11 @@ import (
 type follower interface {
 	Stats() consumer.Stats
 	Ready() bool
+	Lag(now time.Time) (head, behind int64, seconds float64, known bool)
 }
 
 // stateCollector reports, at scrape time, state that lives in other parts:
-// the firehose follower's counters and position, the lag probe, NATS
+// the firehose follower's counters, position and lag, NATS
 // reconnects and what waits in JetStream. A replica follows the firehose
 // only while it leads; the follower's counters of earlier terms are kept,
 // so the counters never go back, and its gauges are reported only while
@@ -35,7 +36,6 @@ type stateCollector struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	follower follower
-	probe    *consumer.HeadProbe
 	base     consumer.Stats // counters of finished terms
 }
 
@@ -81,11 +81,11 @@ var (
 	descReady = prometheus.NewDesc("moodsync_firehose_ready",
 		"1 when the follower is connected and owes no all-users reconcile (leader only).", nil, nil)
 	descHead = prometheus.NewDesc("moodsync_firehose_head_seq",
-		"Newest seq seen live on the firehose (leader only; absent until an event is seen).", nil, nil)
+		"Newest seq known of the firehose: the last read, or the server's head as asked while behind (leader only; absent until an event is handled).", nil, nil)
 	descLagEvents = prometheus.NewDesc("moodsync_firehose_lag_events",
-		"Firehose events seen live but not yet handled (leader only).", nil, nil)
+		"Firehose events between the head seq and the last handled (leader only).", nil, nil)
 	descLagSeconds = prometheus.NewDesc("moodsync_firehose_lag_seconds",
-		"Age of the oldest live firehose event not yet handled; 0 when caught up (leader only).", nil, nil)
+		"Age of the firehose event being handled, or of the last one when it was handled (leader only).", nil, nil)
 	descDeadLetters = prometheus.NewDesc("moodsync_dead_letters",
 		"Dead letters stored in "+intent.DeadStream+", waiting for an operator.", nil, nil)
 	descIntentsPending = prometheus.NewDesc("moodsync_intents_pending",
@@ -103,10 +103,10 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // startTerm is called when this replica starts following the firehose.
-func (c *stateCollector) startTerm(f follower, p *consumer.HeadProbe) {
+func (c *stateCollector) startTerm(f follower) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.follower, c.probe = f, p
+	c.follower = f
 }
 
 // endTerm is called when the follower of a term has stopped: its counters
@@ -117,7 +117,7 @@ func (c *stateCollector) endTerm() {
 	if c.follower != nil {
 		c.base = addStats(c.base, c.follower.Stats())
 	}
-	c.follower, c.probe = nil, nil
+	c.follower = nil
 }
 
 // addStats adds b's counters to a's.
@@ -143,7 +143,7 @@ func addStats(a, b consumer.Stats) consumer.Stats {
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	f, probe, total, nc, js := c.follower, c.probe, c.base, c.nc, c.js
+	f, total, nc, js := c.follower, c.base, c.nc, c.js
 	c.mu.Unlock()
 	var cur consumer.Stats
 	if f != nil {
@@ -177,12 +177,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ready = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
-		if probe != nil {
-			if head, behind, secs, ok := probe.Lag(cur.Cursor, time.Now()); ok {
-				ch <- prometheus.MustNewConstMetric(descHead, prometheus.GaugeValue, float64(head))
-				ch <- prometheus.MustNewConstMetric(descLagEvents, prometheus.GaugeValue, float64(behind))
-				ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, secs)
-			}
+		if head, behind, secs, ok := f.Lag(time.Now()); ok {
+			ch <- prometheus.MustNewConstMetric(descHead, prometheus.GaugeValue, float64(head))
+			ch <- prometheus.MustNewConstMetric(descLagEvents, prometheus.GaugeValue, float64(behind))
+			ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, secs)
 		}
 	}
 	collectJetStream(ch, js)

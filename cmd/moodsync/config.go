@@ -41,6 +41,10 @@ type Config struct {
 	AntiEntropyEvery   time.Duration
 	MassDeleteLimit    int
 	MaxExportBytes     int64
+
+	// AntiEntropyFullEvery is how often the periodic pass reads every
+	// repo; the passes between read only those that changed.
+	AntiEntropyFullEvery time.Duration
 }
 
 // field is the field of Config that holds the setting named name.
@@ -78,6 +82,8 @@ func (cfg *Config) field(name string) any {
 		return &cfg.DeleteOrphans
 	case "anti-entropy-every":
 		return &cfg.AntiEntropyEvery
+	case "anti-entropy-full-every":
+		return &cfg.AntiEntropyFullEvery
 	case "mass-delete-limit":
 		return &cfg.MassDeleteLimit
 	case "max-export-bytes":

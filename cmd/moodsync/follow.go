@@ -14,7 +14,7 @@ import (
 )
 
 // follow is one leader term: the firehose follower (the PDS → Mongo half
-// of the daemon), its lag probe, and the periodic anti-entropy pass, until
+// of the daemon) and the periodic anti-entropy pass, until
 // ctx ends or one fails. The metrics read the follower's counters and
 // position at scrape time.
 func follow(ctx context.Context, cfg *Config, engine *reconcile.Engine, store *mongostore.Store, queue publisher.Queue, sweep *reconcile.Sweep, m *metrics, log *slog.Logger) error {
@@ -32,11 +32,9 @@ func follow(ctx context.Context, cfg *Config, engine *reconcile.Engine, store *m
 	if err != nil {
 		return fmt.Errorf("firehose consumer: %w", err)
 	}
-	probe := consumer.NewHeadProbe(fh, log)
-	m.state.startTerm(cons, probe)
+	m.state.startTerm(cons)
 	defer m.state.endTerm()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { probe.Run(gctx); return nil })
 	g.Go(func() error { return cons.Run(gctx) })
 	g.Go(func() error { return startAntiEntropy(gctx, cfg, sweep, cons, m, log) })
 	return g.Wait()

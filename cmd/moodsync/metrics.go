@@ -29,8 +29,8 @@ type metrics struct {
 	guardTrips    prometheus.Counter
 	aeLastPass    prometheus.Gauge
 	malformed     *prometheus.CounterVec
-	// state is read at scrape time: the firehose follower, the lag probe,
-	// NATS reconnects and the streams (collect.go).
+	// state is read at scrape time: the firehose follower (its counters
+	// and lag), NATS reconnects and the streams (collect.go).
 	state *stateCollector
 }
 

@@ -41,7 +41,9 @@ type Setting struct {
 // ones they use; `run` binds them all.
 var Table = []Setting{
 	{Name: "anti-entropy-every", Kind: Duration, Default: "24h",
-		Help: "how often every user is compared in full; 0 turns it off"},
+		Help: "how often every user is compared; 0 turns it off"},
+	{Name: "anti-entropy-full-every", Kind: Duration, Default: "168h",
+		Help: "how often the periodic pass reads every repo; between, it reads only those whose rev or moods changed since their last clean pass; 0: every pass"},
 	{Name: "data-dir", Kind: Path, Default: "./moodsync-data",
 		Help: "where embedded servers keep their files"},
 	{Name: "delete-orphans", Kind: Bool, Default: "true",

@@ -135,6 +135,8 @@ type Binding struct {
 	// LastEvent and LastReconcile are for operators (activity.go).
 	LastEvent     *EventMark     `bson:"lastEvent,omitempty" json:"lastEvent,omitempty"`
 	LastReconcile *ReconcileMark `bson:"lastReconcile,omitempty" json:"lastReconcile,omitempty"`
+	// Clean is the state the last clean whole-user pass saw, if any.
+	Clean *CleanPass `bson:"clean,omitempty" json:"clean,omitempty"`
 }
 
 // Inactive reports whether the status parks the user's writes.

@@ -42,7 +42,8 @@ func (s *Store) BindingsOfDID(ctx context.Context, did string) ([]model.Binding,
 
 // Bind binds user to did if the binding still names prev ("" when there is
 // none): compare-and-set, so two replicas noticing the same change rebind
-// once. A rebind forgets the status, which was the old account's.
+// once. A rebind forgets the status and the clean pass, which were the old
+// account's.
 func (s *Store) Bind(ctx context.Context, user, did, prev string) (bool, error) {
 	if prev == "" {
 		_, err := s.bindings.InsertOne(ctx, model.Binding{User: user, DID: did})
@@ -55,7 +56,7 @@ func (s *Store) Bind(ctx context.Context, user, did, prev string) (bool, error) 
 		bson.D{{Key: "_id", Value: user}, {Key: "did", Value: prev}},
 		bson.D{
 			{Key: "$set", Value: bson.D{{Key: "did", Value: did}}},
-			{Key: "$unset", Value: bson.D{{Key: "status", Value: ""}, {Key: "statusAt", Value: ""}}},
+			{Key: "$unset", Value: bson.D{{Key: "status", Value: ""}, {Key: "statusAt", Value: ""}, {Key: "clean", Value: ""}}},
 		})
 	if err != nil {
 		return false, err

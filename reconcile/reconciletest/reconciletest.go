@@ -187,6 +187,17 @@ func (s *Store) NoteReconcile(_ context.Context, user string, mark model.Reconci
 	return nil
 }
 
+// SetCleanPass implements reconcile.Store.
+func (s *Store) SetCleanPass(_ context.Context, user, did string, c model.CleanPass) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.bindings[user]; ok && b.DID == did {
+		b.Clean = &c
+		s.bindings[user] = b
+	}
+	return nil
+}
+
 // NoteEvent records the last firehose event of did on the bindings to it,
 // and reports whether there was one, as mongostore.Store does.
 func (s *Store) NoteEvent(_ context.Context, did string, mark model.EventMark) (bool, error) {
@@ -333,15 +344,16 @@ type PDS struct {
 	repos    map[string]map[string]model.Record
 	inactive map[string]string // DID → status
 	cids     int
-	Deleted  []string // rkeys deleted through DeleteRecord, in order
-	Exports  int      // ExportRecords calls
+	revs     map[string]string // DID → rev of the repo's last commit
+	Deleted  []string          // rkeys deleted through DeleteRecord, in order
+	Exports  int               // ExportRecords calls
 }
 
 var _ reconcile.PDS = (*PDS)(nil)
 
 // NewPDS returns a PDS with no records.
 func NewPDS() *PDS {
-	return &PDS{repos: map[string]map[string]model.Record{}, inactive: map[string]string{}}
+	return &PDS{repos: map[string]map[string]model.Record{}, inactive: map[string]string{}, revs: map[string]string{}}
 }
 
 // SetStatus makes a repo inactive with status (deactivated, takendown,
@@ -370,6 +382,12 @@ func (p *PDS) newCID() string {
 	return fmt.Sprintf("cid%d", p.cids)
 }
 
+// commit gives did's repo a new rev, as every write does; p.mu is held.
+func (p *PDS) commit(did string) {
+	p.cids++
+	p.revs[did] = fmt.Sprintf("rev%012d", p.cids)
+}
+
 // Put stores a record as its user would write it.
 func (p *PDS) Put(did string, r model.Record) {
 	p.mu.Lock()
@@ -381,6 +399,7 @@ func (p *PDS) Put(did string, r model.Record) {
 		r.CID = p.newCID()
 	}
 	p.repos[did][r.Rkey] = r
+	p.commit(did)
 }
 
 // Remove deletes a record as its user would.
@@ -388,6 +407,7 @@ func (p *PDS) Remove(did, rkey string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.repos[did], rkey)
+	p.commit(did)
 }
 
 // Has reports whether a record exists.
@@ -422,12 +442,15 @@ func (p *PDS) CreateRecord(_ context.Context, did, rkey string, v model.RecordVa
 		return err
 	}
 	if _, taken := p.repos[did][rkey]; taken {
-		return model.Permanent("rkey %s taken", rkey)
+		// As the reference PDS answers it: a bare 500, neither a
+		// transport failure nor a permanent one.
+		return fmt.Errorf("InternalServerError: rkey %s taken", rkey)
 	}
 	if p.repos[did] == nil {
 		p.repos[did] = map[string]model.Record{}
 	}
 	p.repos[did][rkey] = model.Record{Rkey: rkey, CID: p.newCID(), Value: v}
+	p.commit(did)
 	return nil
 }
 
@@ -443,6 +466,7 @@ func (p *PDS) DeleteRecord(_ context.Context, did, rkey, swapCID string) error {
 	}
 	delete(p.repos[did], rkey)
 	p.Deleted = append(p.Deleted, rkey)
+	p.commit(did)
 	return nil
 }
 
@@ -488,7 +512,11 @@ func (p *PDS) RepoStatus(_ context.Context, did string) (model.RepoStatus, error
 	if st := p.inactive[did]; st != "" {
 		return model.RepoStatus{Status: st}, nil
 	}
-	return model.RepoStatus{Active: true}, nil
+	rev := p.revs[did]
+	if rev == "" {
+		rev = "rev000000000000" // the account's empty first commit
+	}
+	return model.RepoStatus{Active: true, Rev: rev}, nil
 }
 
 // ForgetSession implements reconcile.PDS.
