@@ -268,6 +268,9 @@ type firehose struct {
 	more     chan struct{} // closed and replaced when frames are added
 	cursors  []string      // the cursor of each connection, "" for none
 	preamble [][]byte      // sent first on every connection (e.g. #info)
+	// liveOnly makes a connection without a cursor start after the last
+	// frame, as a real server's does (else it starts at the first).
+	liveOnly bool
 }
 
 func newFirehose(t testing.TB) *firehose {
@@ -285,6 +288,11 @@ func newFirehose(t testing.TB) *firehose {
 		pre := f.preamble
 		f.mu.Unlock()
 		next := 0
+		if cursor == "" && f.liveOnly {
+			f.mu.Lock()
+			next = len(f.frames)
+			f.mu.Unlock()
+		}
 		if cursor != "" {
 			n, _ := strconv.Atoi(cursor)
 			f.mu.Lock()

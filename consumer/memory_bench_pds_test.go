@@ -180,7 +180,7 @@ func BenchmarkMemory(b *testing.B) {
 		client := pdsclient.New(pds.URL, store, nil)
 		when := time.Now().UTC().Truncate(time.Millisecond).Add(-24 * time.Hour)
 		for u := 0; u < n; u++ {
-			a := createUserRetrying(b, pds, store)
+			a := pds.CreateUser(b, store)
 			var docs []any
 			var writes []model.Write
 			for j := 0; j < perUser; j++ {
@@ -223,28 +223,4 @@ func BenchmarkMemory(b *testing.B) {
 		}
 		b.ReportMetric(0, "ns/op")
 	})
-}
-
-// createUserRetrying is devenv's CreateUser, tried again while the dev
-// PLC directory answers 502 (it does under load, when many accounts are
-// made at once).
-func createUserRetrying(b *testing.B, pds *devenv.PDS, store *mongostore.Store) *devenv.Account {
-	ctx := context.Background()
-	for attempt := 0; ; attempt++ {
-		a, err := pds.CreateAccount(ctx)
-		if err == nil {
-			_, err = store.DB.Collection(mongostore.UsersCollection).InsertOne(ctx, bson.D{
-				{Key: "_id", Value: a.User},
-				{Key: "atproto", Value: bson.D{{Key: "did", Value: a.DID}, {Key: "handle", Value: a.Handle}, {Key: "password", Value: a.Password}}},
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return a
-		}
-		if attempt == 5 || !strings.Contains(err.Error(), "502") {
-			b.Fatal(err)
-		}
-		time.Sleep(time.Duration(attempt+1) * time.Second)
-	}
 }

@@ -14,7 +14,9 @@ package consumer
 //     handler that only counts;
 //   - bare: gorilla/websocket ReadMessage in a loop, nothing decoded.
 //
-// The frame server runs in the benchmark process, so it is not counted.
+// The frame server runs in the benchmark process, so it is not counted;
+// like a real server, it sends a subscription without a cursor only what
+// comes after it connected.
 // Each child's CPU time (user + sys, from its rusage at exit) gives events
 // per CPU-second; moodsync's includes its start (connecting Mongo and
 // NATS, loading users) and its shutdown. Two streams:
@@ -196,7 +198,8 @@ func TestFirehoseBenchReader(t *testing.T) {
 // procEnv is what a moodsync child runs against.
 type procEnv struct {
 	url, plc string
-	n        int
+	n        int      // frames to handle after the cursor
+	cursor   int64    // stored cursor to resume from
 	users    []string // DIDs with a users row
 }
 
@@ -221,7 +224,7 @@ func runMoodsyncWith(b *testing.B, bin string, e procEnv, started func(pid int))
 		}
 	}
 	// A stored cursor: resume, no sweep of every user.
-	if err := store.SaveCursor(ctx, e.url, 0); err != nil {
+	if err := store.SaveCursor(ctx, e.url, e.cursor); err != nil {
 		b.Fatal(err)
 	}
 	nats := devenv.NewNATS(b)
@@ -240,7 +243,7 @@ func runMoodsyncWith(b *testing.B, bin string, e procEnv, started func(pid int))
 		started(cmd.Process.Pid)
 	}
 	deadline := time.Now().Add(10 * time.Minute)
-	for seq := int64(0); seq < int64(e.n); seq = scrapeSeq("http://" + httpAddr + "/metrics") {
+	for seq := int64(0); seq < e.cursor+int64(e.n); seq = scrapeSeq("http://" + httpAddr + "/metrics") {
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			b.Fatalf("moodsync handled %d of %d frames in 10 minutes", seq, e.n)
@@ -313,10 +316,14 @@ func BenchmarkFirehoseProcess(b *testing.B) {
 			if mode.users {
 				prefix = "did:plc:user"
 			}
-			frames := procFrames(b, n, mode.repos, prefix, dir)
+			// n frames after the stored cursor 1, which every reader
+			// resumes from; a subscription without a cursor gets live
+			// frames only (none), as from a real server.
+			frames := procFrames(b, n+1, mode.repos, prefix, dir)
 			fh := newFirehose(b)
+			fh.liveOnly = true
 			fh.add(frames...)
-			e := procEnv{url: fh.URL, plc: plcServer(b, dir), n: n}
+			e := procEnv{url: fh.URL, plc: plcServer(b, dir), n: n, cursor: 1}
 			for i := 0; i < 100; i++ { // users not in a relay stream
 				e.users = append(e.users, fmt.Sprintf("did:plc:user%04d", 9000+i))
 			}
@@ -330,8 +337,8 @@ func BenchmarkFirehoseProcess(b *testing.B) {
 				run  func() procRun
 			}{
 				{"moodsync", func() procRun { return runMoodsync(b, bin, e) }},
-				{"indigo", func() procRun { return runReader(b, "indigo", fh.URL, n) }},
-				{"bare", func() procRun { return runReader(b, "bare", fh.URL, n) }},
+				{"indigo", func() procRun { return runReader(b, "indigo", fh.URL+"?cursor=1", n) }},
+				{"bare", func() procRun { return runReader(b, "bare", fh.URL+"?cursor=1", n) }},
 			}
 			if base != "" {
 				variants = append(variants, struct {

@@ -9,7 +9,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,9 +136,19 @@ func (p *PDS) CreateAccount(ctx context.Context) (*Account, error) {
 		DID string `json:"did"`
 	}
 	api := atclient.NewAPIClient(p.URL)
-	err := api.Post(ctx, syntax.NSID("com.atproto.server.createAccount"), map[string]any{
-		"handle": a.Handle, "email": name + "@example.test", "password": a.Password,
-	}, &out)
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = api.Post(ctx, syntax.NSID("com.atproto.server.createAccount"), map[string]any{
+			"handle": a.Handle, "email": name + "@example.test", "password": a.Password,
+		}, &out)
+		// The dev PLC directory answers 502 now and then when many
+		// accounts are made at once: try again.
+		var ae *atclient.APIError
+		if err == nil || attempt == 4 || !errors.As(err, &ae) || ae.StatusCode != http.StatusBadGateway {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Second)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("createAccount: %w", err)
 	}
