@@ -130,6 +130,7 @@ func TestMetricsMatchAScriptedRunAndReadyzFollowsMongo(t *testing.T) {
 	// from its first event on.
 	alice := pds.CreateUser(t, store)
 	bob := pds.CreateUser(t, store)
+	started := time.Now()
 	d.start()
 	defer func() {
 		if code := d.stop(); code != 0 {
@@ -251,7 +252,12 @@ func TestMetricsMatchAScriptedRunAndReadyzFollowsMongo(t *testing.T) {
 	expect("leaderships acquired", sum(m, "moodsync_leader_changes_total", `reason="acquired"`), 1)
 	expect("leaderships lost", sum(m, "moodsync_leader_changes_total", `reason="lost"`), 0)
 	expect("follower ready", sum(m, "moodsync_firehose_ready"), 1)
-	expect("lag seconds when caught up", sum(m, "moodsync_firehose_lag_seconds"), 0)
+	// Caught up, the lag is the age the last event had when it was
+	// handled: an event of this run, handled before this scrape.
+	if lag := sum(m, "moodsync_firehose_lag_seconds"); lag < 0 || lag > time.Since(started).Seconds() {
+		t.Errorf("lag seconds when caught up = %v, not within this run's %v s", lag, time.Since(started).Seconds())
+	}
+	expect("lag events when caught up", sum(m, "moodsync_firehose_lag_events"), 0)
 	if m["moodsync_firehose_seq"] != m["moodsync_firehose_head_seq"] {
 		t.Errorf("caught up, yet seq %v != head %v", m["moodsync_firehose_seq"], m["moodsync_firehose_head_seq"])
 	}
