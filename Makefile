@@ -64,7 +64,7 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 90m $(PKGS)
 
 pds:
 	deploy/dev/start.sh
