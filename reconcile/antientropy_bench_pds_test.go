@@ -72,6 +72,17 @@ func benchMoods(user string, n int, when time.Time) []model.Mood {
 // auditAll compares every account, four at a time as the command does.
 func auditAll(b *testing.B, e *reconcile.Engine, accts []model.Account) (records int) {
 	var mu sync.Mutex
+	reconcileEach(b, e, accts, reconcile.CauseOperator, reconcile.ReconcileOptions{DryRun: true}, func(out *reconcile.Outcome) {
+		mu.Lock()
+		records += out.Report.ATProto.Records
+		mu.Unlock()
+	})
+	return records
+}
+
+// reconcileEach reconciles every account, four at a time (as the commands
+// and the publisher's workers do), and hands each outcome to done.
+func reconcileEach(b *testing.B, e *reconcile.Engine, accts []model.Account, cause reconcile.Cause, o reconcile.ReconcileOptions, done func(*reconcile.Outcome)) {
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
 	for _, a := range accts {
@@ -80,38 +91,41 @@ func auditAll(b *testing.B, e *reconcile.Engine, accts []model.Account) (records
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out, err := e.ReconcileUser(context.Background(), a.User, reconcile.CauseOperator, reconcile.ReconcileOptions{DryRun: true})
+			out, err := e.ReconcileUser(context.Background(), a.User, cause, o)
 			if err != nil {
 				b.Error(err)
 				return
 			}
-			mu.Lock()
-			records += out.Report.ATProto.Records
-			mu.Unlock()
+			done(out)
 		}()
 	}
 	wg.Wait()
-	return records
+}
+
+// syncedInMemory is users × perUser synced moods, both sides in memory.
+func syncedInMemory(users, perUser int) (*userIndex, *reconciletest.PDS, []model.Account) {
+	store := &userIndex{Store: reconciletest.NewStore(), byUser: map[string][]*model.Mood{}}
+	pds := reconciletest.NewPDS()
+	var accts []model.Account
+	when := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for u := 0; u < users; u++ {
+		a := model.Account{User: fmt.Sprintf("auth0|u%04d", u), DID: fmt.Sprintf("did:plc:u%04d", u)}
+		store.PutAccount(a)
+		accts = append(accts, a)
+		for _, m := range benchMoods(a.User, perUser, when) {
+			m.Rkey = model.Rkey(&m, 0)
+			store.put(m)
+			pds.Put(a.DID, model.Record{Rkey: m.Rkey, Value: model.NewRecordValue(&m)})
+		}
+	}
+	return store, pds, accts
 }
 
 func BenchmarkAudit(b *testing.B) {
 	// The compare itself at full scale: 1,000 users × 50 moods, both sides
 	// in memory.
 	b.Run(fmt.Sprintf("compare-memfakes-%dx%d", auditUsers, auditPerUser), func(b *testing.B) {
-		store := &userIndex{Store: reconciletest.NewStore(), byUser: map[string][]*model.Mood{}}
-		pds := reconciletest.NewPDS()
-		var accts []model.Account
-		when := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-		for u := 0; u < auditUsers; u++ {
-			a := model.Account{User: fmt.Sprintf("auth0|u%04d", u), DID: fmt.Sprintf("did:plc:u%04d", u)}
-			store.PutAccount(a)
-			accts = append(accts, a)
-			for _, m := range benchMoods(a.User, auditPerUser, when) {
-				m.Rkey = model.Rkey(&m, 0)
-				store.put(m)
-				pds.Put(a.DID, model.Record{Rkey: m.Rkey, Value: model.NewRecordValue(&m)})
-			}
-		}
+		store, pds, accts := syncedInMemory(auditUsers, auditPerUser)
 		e := reconcile.NewEngine(store, pds, nil)
 		b.ResetTimer()
 		start := time.Now()

@@ -14,7 +14,6 @@ package reconcile_test
 //	go test -run '^$' -bench BenchmarkPeriodicPass -benchtime 3x -timeout 60m ./reconcile/
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -26,37 +25,22 @@ import (
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
-	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
 )
 
 // passAll reconciles every account with cause, four at a time, and returns
 // how many were found unchanged.
 func passAll(b *testing.B, e *reconcile.Engine, accts []model.Account, cause reconcile.Cause) (unchanged int) {
 	var mu sync.Mutex
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for _, a := range accts {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out, err := e.ReconcileUser(context.Background(), a.User, cause, reconcile.ReconcileOptions{})
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			if len(out.Results) != 0 {
-				b.Errorf("%s: %d fixes in a pass over users that did not change", a.User, len(out.Results))
-			}
-			if out.Unchanged {
-				mu.Lock()
-				unchanged++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	reconcileEach(b, e, accts, cause, reconcile.ReconcileOptions{}, func(out *reconcile.Outcome) {
+		if len(out.Results) != 0 {
+			b.Errorf("%d fixes in a pass over users that did not change", len(out.Results))
+		}
+		if out.Unchanged {
+			mu.Lock()
+			unchanged++
+			mu.Unlock()
+		}
+	})
 	return unchanged
 }
 
@@ -94,20 +78,7 @@ func comparePasses(b *testing.B, e *reconcile.Engine, accts []model.Account, exp
 
 func BenchmarkPeriodicPass(b *testing.B) {
 	b.Run(fmt.Sprintf("memfakes-%dx%d", auditUsers, auditPerUser), func(b *testing.B) {
-		store := &userIndex{Store: reconciletest.NewStore(), byUser: map[string][]*model.Mood{}}
-		pds := reconciletest.NewPDS()
-		var accts []model.Account
-		when := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-		for u := 0; u < auditUsers; u++ {
-			a := model.Account{User: fmt.Sprintf("auth0|u%04d", u), DID: fmt.Sprintf("did:plc:u%04d", u)}
-			store.PutAccount(a)
-			accts = append(accts, a)
-			for _, m := range benchMoods(a.User, auditPerUser, when) {
-				m.Rkey = model.Rkey(&m, 0)
-				store.put(m)
-				pds.Put(a.DID, model.Record{Rkey: m.Rkey, Value: model.NewRecordValue(&m)})
-			}
-		}
+		store, pds, accts := syncedInMemory(auditUsers, auditPerUser)
 		comparePasses(b, reconcile.NewEngine(store, pds, nil), accts, func() int { return pds.Exports })
 	})
 
