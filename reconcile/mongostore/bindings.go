@@ -18,15 +18,7 @@ const BindingsCollection = "moodsync_accounts"
 
 // Binding returns the binding of user, nil when there is none yet.
 func (s *Store) Binding(ctx context.Context, user string) (*model.Binding, error) {
-	var b model.Binding
-	err := s.bindings.FindOne(ctx, bson.D{{Key: "_id", Value: user}}).Decode(&b)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &b, nil
+	return findByID[model.Binding](ctx, s.bindings, user)
 }
 
 // BindingsOfDID returns the bindings to did (one, unless rows were

@@ -2,11 +2,9 @@ package mongostore
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
@@ -14,15 +12,7 @@ import (
 
 // LoadSession returns the cached session of did, or nil.
 func (s *Store) LoadSession(ctx context.Context, did string) (*pdsclient.Session, error) {
-	var sess pdsclient.Session
-	err := s.sessions.FindOne(ctx, bson.D{{Key: "_id", Value: did}}).Decode(&sess)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &sess, nil
+	return findByID[pdsclient.Session](ctx, s.sessions, did)
 }
 
 // SaveSession stores (or replaces) the session of its DID.

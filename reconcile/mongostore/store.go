@@ -346,3 +346,17 @@ func (s *Store) DeleteUserMoods(ctx context.Context, user string) (int64, error)
 	}
 	return res.DeletedCount, nil
 }
+
+// findByID decodes the document of coll whose _id is id, nil when there is
+// none.
+func findByID[T any](ctx context.Context, coll *mongo.Collection, id string) (*T, error) {
+	var doc T
+	err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &doc, nil
+}
