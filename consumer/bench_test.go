@@ -157,7 +157,7 @@ func BenchmarkFirehose(b *testing.B) {
 				last = c.Stats()
 			}
 			report(b, elapsed)
-			if last.Verdicts[reconcile.VerdictRepair] != int64(len(d.moods)) || last.BadCommits != 0 || last.ChainBreaks != 0 {
+			if last.Verdicts[reconcile.ClassUnlinked] != int64(len(d.moods)) || last.BadCommits != 0 || last.ChainBreaks != 0 {
 				b.Fatalf("the consumer did not do the work: %+v", last)
 			}
 		})

@@ -34,8 +34,8 @@ import (
 
 // Engine is the reconcile engine's firehose side (*reconcile.Engine).
 type Engine interface {
-	ApplyUpsert(ctx context.Context, acct model.Account, op reconcile.Upsert, opts ...reconcile.Option) (reconcile.Verdict, error)
-	ApplyDelete(ctx context.Context, acct model.Account, rkey string, opts ...reconcile.Option) (reconcile.Verdict, error)
+	ApplyUpsert(ctx context.Context, acct model.Account, op reconcile.Upsert, opts ...reconcile.Option) (reconcile.Class, error)
+	ApplyDelete(ctx context.Context, acct model.Account, rkey string, opts ...reconcile.Option) (reconcile.Class, error)
 	AccountStatus(ctx context.Context, did, status string) (reactivated []string, err error)
 }
 

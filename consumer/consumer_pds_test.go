@@ -271,7 +271,7 @@ func TestFirehoseRepairsRkeyFromRefAndLegacyMongoID(t *testing.T) {
 	rkey2 := w.create(map[string]any{"mood": "old", "when": "2025-10-14T19:30:00.000Z", "mongoId": legacy})
 	devenv.Eventually(t, within, "legacy mood has the record's rkey", func() bool { return e.mood(t, legacy).Rkey == rkey2 })
 
-	if n := c.Stats().Verdicts[reconcile.VerdictRepair]; n != 2 {
+	if n := c.Stats().Verdicts[reconcile.ClassUnlinked]; n != 2 {
 		t.Fatalf("repairs counted: %d, want 2", n)
 	}
 }
@@ -284,7 +284,7 @@ func TestFirehoseDeleteOnPDSSoftDeletesMood(t *testing.T) {
 		m := e.mood(t, id)
 		return m.Deleted && m.Rkey == ""
 	})
-	if n := c.Stats().Verdicts[reconcile.VerdictPDSDelete]; n != 1 {
+	if n := c.Stats().Verdicts[reconcile.ClassDeletedOnPDS]; n != 1 {
 		t.Fatalf("pds-delete counted: %d", n)
 	}
 }
@@ -300,7 +300,7 @@ func TestFirehoseDuplicateRecordIsDeleted(t *testing.T) {
 	if !e.hasRecord(t, alice.DID, first) {
 		t.Fatal("the stored record was deleted")
 	}
-	if n := c.Stats().Verdicts[reconcile.VerdictDuplicate]; n != 1 {
+	if n := c.Stats().Verdicts[reconcile.ClassDuplicate]; n != 1 {
 		t.Fatalf("duplicates counted: %d", n)
 	}
 }
@@ -314,7 +314,7 @@ func TestFirehoseSpoofLeavesMoodAlone(t *testing.T) {
 
 	id := devenv.InsertMood(t, e.store, alice.User, "sunny", when)
 	w.create(moodRecord(id))
-	devenv.Eventually(t, within, "spoof counted", func() bool { return c.Stats().Verdicts[reconcile.VerdictSpoof] == 1 })
+	devenv.Eventually(t, within, "spoof counted", func() bool { return c.Stats().Verdicts[reconcile.ClassSpoof] == 1 })
 	if m := e.mood(t, id); m.Rkey != "" || m.Deleted {
 		t.Fatalf("alice's mood changed: %+v", m)
 	}
@@ -335,7 +335,7 @@ func TestFirehoseInvalidRecordsAreSkipped(t *testing.T) {
 		w.create(r)
 	}
 	devenv.Eventually(t, within, "invalid records counted", func() bool {
-		return c.Stats().Verdicts[reconcile.VerdictInvalid] == int64(len(bad))
+		return c.Stats().Verdicts[reconcile.ClassInvalid] == int64(len(bad))
 	})
 	if m := e.mood(t, id); m.Rkey != "" {
 		t.Fatalf("an invalid record set the rkey: %+v", m)
@@ -431,7 +431,7 @@ func TestFirehoseResumesFromStoredCursorAfterKill(t *testing.T) {
 	if s.FullReconciles != 0 || s.UserReconciles != 0 {
 		t.Fatalf("resume reconciled instead of following the stream: %+v", s)
 	}
-	if s.Verdicts[reconcile.VerdictPDSDelete] != 10 || s.Verdicts[reconcile.VerdictRepair] != 10 {
+	if s.Verdicts[reconcile.ClassDeletedOnPDS] != 10 || s.Verdicts[reconcile.ClassUnlinked] != 10 {
 		t.Fatalf("verdicts %v, want 10 pds-delete and 10 repair from the stream", s.Verdicts)
 	}
 	devenv.Eventually(t, setup, "cursor stored", func() bool { s := second.Stats(); return s.SavedCursor == s.Cursor })
@@ -449,7 +449,7 @@ func TestFirehoseResumesFromStoredCursorAfterKill(t *testing.T) {
 	third := e.start(t)
 	devenv.Eventually(t, setup, "replay reached the end of the first run", func() bool { return third.Stats().Cursor >= end })
 	for v, n := range third.Stats().Verdicts {
-		if v != reconcile.VerdictConfirm && v != reconcile.VerdictIgnore {
+		if v != reconcile.ClassSynced && v != reconcile.ClassIgnored {
 			t.Errorf("replay reached verdict %s %d times", v, n)
 		}
 	}

@@ -164,7 +164,7 @@ func TestConsumerAppliesVerifiedCommit(t *testing.T) {
 		t.Fatalf("rkey %q", got)
 	}
 	s := c.Stats()
-	if s.Commits != 2 || s.MoodOps != 1 || s.BadCommits != 0 || s.ChainBreaks != 0 || s.Verdicts[reconcile.VerdictRepair] != 1 {
+	if s.Commits != 2 || s.MoodOps != 1 || s.BadCommits != 0 || s.ChainBreaks != 0 || s.Verdicts[reconcile.ClassUnlinked] != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -184,7 +184,7 @@ func TestConsumerSkipsUndecodableRecordAndGoesOn(t *testing.T) {
 	)
 	c := r.start(t, nil)
 	r.handledAll(t, c)
-	if n := c.Stats().Verdicts[reconcile.VerdictInvalid]; n != 2 {
+	if n := c.Stats().Verdicts[reconcile.ClassInvalid]; n != 2 {
 		t.Fatalf("invalid %d, want 2 (stats %+v)", n, c.Stats())
 	}
 	if got := r.store.Mood(id).Rkey; got != "3kh5dye2qpc2d" {

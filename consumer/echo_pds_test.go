@@ -52,7 +52,7 @@ func TestPublisherWritesAndTheirFirehoseEchoesNeverFight(t *testing.T) {
 	})
 	echoes := func() int64 {
 		v := c.Stats().Verdicts
-		return v[reconcile.VerdictConfirm] + v[reconcile.VerdictRepair]
+		return v[reconcile.ClassSynced] + v[reconcile.ClassUnlinked]
 	}
 	devenv.Eventually(t, 30*time.Second, "every echo seen", func() bool { return echoes() >= n })
 
@@ -64,7 +64,7 @@ func TestPublisherWritesAndTheirFirehoseEchoesNeverFight(t *testing.T) {
 	if extra := c.Stats().UserReconciles - reconcilesAtStart; echoes() != n && (extra == 0 || echoes() < n) {
 		t.Fatalf("want %d confirms+repairs, got %d (%v; %d user reconciles since start)", n, echoes(), v, extra)
 	}
-	for _, bad := range []reconcile.Verdict{reconcile.VerdictDuplicate, reconcile.VerdictOrphan, reconcile.VerdictPDSDelete, reconcile.VerdictInvalid, reconcile.VerdictSpoof} {
+	for _, bad := range []reconcile.Class{reconcile.ClassDuplicate, reconcile.ClassOrphan, reconcile.ClassDeletedOnPDS, reconcile.ClassInvalid, reconcile.ClassSpoof} {
 		if v[bad] != 0 {
 			t.Errorf("%d %s verdicts from the publisher's own writes", v[bad], bad)
 		}

@@ -214,7 +214,7 @@ func (c *Consumer) readCommit(ctx context.Context, evt *comatproto.SyncSubscribe
 func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte, opts []reconcile.Option) error {
 	c.stats.moodOps.Add(1)
 	rkey := op.Path[len(moodPrefix):]
-	var v reconcile.Verdict
+	var v reconcile.Class
 	var call func() error
 	switch op.Action {
 	case "create", "update":
@@ -230,12 +230,12 @@ func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatpro
 			return err
 		}
 	default:
-		c.stats.verdict(reconcile.VerdictInvalid, 1)
+		c.stats.verdict(reconcile.ClassInvalid, 1)
 		c.log.Warn("mood op with unknown action skipped", "did", acct.DID, "action", op.Action, "path", op.Path)
 		return nil
 	}
 	if _, err := syntax.ParseRecordKey(rkey); err != nil {
-		c.stats.verdict(reconcile.VerdictInvalid, 1)
+		c.stats.verdict(reconcile.ClassInvalid, 1)
 		c.log.Warn("mood op with a bad record key skipped", "did", acct.DID, "path", op.Path)
 		return nil
 	}

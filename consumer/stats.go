@@ -28,7 +28,7 @@ type Stats struct {
 	FirstSeq        int64 // seq of the first event handled by this run
 	Cursor          int64 // seq of the last event handled
 	SavedCursor     int64 // seq last stored in moodsync_cursors
-	Verdicts        map[reconcile.Verdict]int64
+	Verdicts        map[reconcile.Class]int64
 }
 
 // counters are the live, concurrently updated form of Stats.
@@ -38,17 +38,17 @@ type counters struct {
 	reconnects, errors atomic.Int64
 
 	mu       sync.Mutex
-	verdicts map[reconcile.Verdict]int64
+	verdicts map[reconcile.Class]int64
 }
 
-func (c *counters) verdict(v reconcile.Verdict, n int) {
+func (c *counters) verdict(v reconcile.Class, n int) {
 	if v == "" || n == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.verdicts == nil {
-		c.verdicts = map[reconcile.Verdict]int64{}
+		c.verdicts = map[reconcile.Class]int64{}
 	}
 	c.verdicts[v] += int64(n)
 }
@@ -61,12 +61,41 @@ func (c *counters) snapshot() Stats {
 		Undecodable: c.undecodable.Load(), AccountsDeleted: c.accountsDeleted.Load(),
 		UserReconciles: c.userReconciles.Load(), FullReconciles: c.fullReconciles.Load(),
 		Reconnects: c.reconnects.Load(), Errors: c.errors.Load(),
-		Verdicts: map[reconcile.Verdict]int64{},
+		Verdicts: map[reconcile.Class]int64{},
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for v, n := range c.verdicts {
 		s.Verdicts[v] = n
 	}
+	return s
+}
+
+// Add returns s with o's counters added (the positions FirstSeq, Cursor
+// and SavedCursor are s's): the counters of several terms of following.
+func (s Stats) Add(o Stats) Stats {
+	s.Events += o.Events
+	s.Dropped += o.Dropped
+	s.Commits += o.Commits
+	s.MoodOps += o.MoodOps
+	s.Replayed += o.Replayed
+	s.ChainBreaks += o.ChainBreaks
+	s.Syncs += o.Syncs
+	s.TooBig += o.TooBig
+	s.BadCommits += o.BadCommits
+	s.Undecodable += o.Undecodable
+	s.AccountsDeleted += o.AccountsDeleted
+	s.UserReconciles += o.UserReconciles
+	s.FullReconciles += o.FullReconciles
+	s.Reconnects += o.Reconnects
+	s.Errors += o.Errors
+	v := make(map[reconcile.Class]int64, len(s.Verdicts)+len(o.Verdicts))
+	for k, n := range s.Verdicts {
+		v[k] += n
+	}
+	for k, n := range o.Verdicts {
+		v[k] += n
+	}
+	s.Verdicts = v
 	return s
 }

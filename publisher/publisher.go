@@ -242,7 +242,7 @@ func (p *Publisher) handleUser(ctx context.Context, user string, items []item) {
 			for i, it := range items[:n] {
 				causes[i] = it.intent.Cause
 			}
-			_, err := p.engine.ReconcileUser(ctx, user, strongestCause(causes), p.reconcileOpts)
+			_, err := p.engine.ReconcileUser(ctx, user, reconcile.StrongestCause(causes), p.reconcileOpts)
 			for _, it := range items[:n] {
 				p.settle(ctx, it, err)
 			}
@@ -264,22 +264,6 @@ func (p *Publisher) handleUser(ctx context.Context, user string, items []item) {
 			items = items[n:]
 		}
 	}
-}
-
-// strongestCause is the cause one pass answering several reconcile
-// intents runs with: one that makes missing records writes (a restored
-// PDS) wins over those that take them as deletes, since the deletes can be
-// done later but writes into a restored repo are owed now; and any cause
-// wins over the periodic pass's, which may skip reading the repo.
-func strongestCause(causes []string) reconcile.Cause {
-	best := reconcile.ParseCause(causes[0])
-	for _, c := range causes[1:] {
-		cc := reconcile.ParseCause(c)
-		if reconcile.DecideMissing(cc) == reconcile.MissingRewrite || best == reconcile.CausePeriodic {
-			best = cc
-		}
-	}
-	return best
 }
 
 // keepAlive tells JetStream the intents are still being worked on, so a

@@ -157,7 +157,7 @@ func TestReconcileSeesNewerState(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, res := range out.Results {
-		if res.Fix.MoodID == stale.ID && (!res.Changed() || res.Verdict != reconcile.VerdictIgnore) {
+		if res.Fix.MoodID == stale.ID && (!res.Changed() || res.Verdict != reconcile.ClassIgnored) {
 			t.Errorf("soft-delete of a mood whose record is back: verdict %s", res.Verdict)
 		}
 	}

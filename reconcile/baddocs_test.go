@@ -81,12 +81,12 @@ func TestMalformedMoodsAreLeftAlone(t *testing.T) {
 	// malformed mood.
 	v := value(moodNumber)
 	verdict, err := engine.ApplyUpsert(ctx, aliceAcct, reconcile.Upsert{Rkey: "r5", Value: &v})
-	if err != nil || verdict != reconcile.VerdictMalformed {
+	if err != nil || verdict != reconcile.ClassMalformed {
 		t.Errorf("upsert naming a malformed mood: %s, %v", verdict, err)
 	}
 	pds.Remove(aDID, "r2")
 	verdict, err = engine.ApplyDelete(ctx, aliceAcct, "r2")
-	if err != nil || verdict != reconcile.VerdictMalformed {
+	if err != nil || verdict != reconcile.ClassMalformed {
 		t.Errorf("delete of a malformed mood's record: %s, %v", verdict, err)
 	}
 	after = rawMoods(t, store)

@@ -14,57 +14,6 @@ import (
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
-// Class is the kind of a finding of a whole-user compare.
-type Class string
-
-// Drift: Mongo and the repo disagree in a way moodsync repairs (backfill
-// writes the missing records, cleanup does the rest).
-const (
-	// ClassNotSynced: a live mood with atproto unset and no record naming it.
-	ClassNotSynced Class = "not-synced"
-	// ClassUnlinked: a live mood with atproto unset, but a record names it
-	// (a crash between the PDS write and the Mongo update, or a record an
-	// old script wrote): link the mood to it.
-	ClassUnlinked Class = "unlinked"
-	// ClassOrphan: a record whose mood is soft-deleted or gone.
-	ClassOrphan Class = "orphan"
-	// ClassDuplicate: a second record for one mood.
-	ClassDuplicate Class = "duplicate"
-	// ClassStaleRkey: a mood whose atproto.rkey names no record of it.
-	ClassStaleRkey Class = "stale-rkey"
-)
-
-// Notices: reported, never changed by moodsync (they are records a user
-// wrote that moodsync does not own, or a disagreement no rule covers).
-const (
-	// ClassSpoof: a record whose ref names another user's mood.
-	ClassSpoof Class = "spoof"
-	// ClassInvalid: a record that cannot be decoded or fails the lexicon.
-	ClassInvalid Class = "invalid"
-	// ClassTextMismatch: the mood's own record says another mood or when.
-	ClassTextMismatch Class = "text-mismatch"
-	// ClassMalformed: a mood whose MongoDB document cannot be used (a
-	// field missing or of the wrong type), or a record naming one: both
-	// are left alone until the document is fixed.
-	ClassMalformed Class = "malformed"
-)
-
-// Classes lists every class in report order.
-var Classes = []Class{
-	ClassNotSynced, ClassUnlinked, ClassStaleRkey, ClassOrphan, ClassDuplicate,
-	ClassSpoof, ClassInvalid, ClassTextMismatch, ClassMalformed,
-}
-
-// Drift reports whether the class is a disagreement moodsync repairs, as
-// opposed to a notice it only reports.
-func (c Class) Drift() bool {
-	switch c {
-	case ClassNotSynced, ClassUnlinked, ClassOrphan, ClassDuplicate, ClassStaleRkey:
-		return true
-	}
-	return false
-}
-
 // Finding is one thing a compare found. MoodID and Rkey say which mood and
 // which record it is about (either may be empty); Keep is the record that
 // stays for a duplicate, the record to adopt for a stale rkey.
@@ -102,9 +51,11 @@ type MongoCounts struct {
 
 // ATProtoCounts are the repo side of a compare.
 type ATProtoCounts struct {
-	Records      int `json:"records"`
-	Matched      int `json:"matched"`
-	Orphaned     int `json:"orphaned"`
+	Records  int `json:"records"`
+	Matched  int `json:"matched"`
+	Orphaned int `json:"orphaned"`
+	// Lost are records whose mood is missing from MongoDB (kept).
+	Lost         int `json:"lost,omitempty"`
 	Duplicate    int `json:"duplicate"`
 	Spoofed      int `json:"spoofed"`
 	Invalid      int `json:"invalid"`
@@ -127,6 +78,7 @@ func (c *ATProtoCounts) Add(o ATProtoCounts) {
 	c.Records += o.Records
 	c.Matched += o.Matched
 	c.Orphaned += o.Orphaned
+	c.Lost += o.Lost
 	c.Duplicate += o.Duplicate
 	c.Spoofed += o.Spoofed
 	c.Invalid += o.Invalid
@@ -190,16 +142,23 @@ func Compare(acct model.Account, moods []*model.Mood, others map[string]*model.M
 		byRkey[rec.Rkey] = v
 		id := v.MoodID()
 		m := own[id]
-		switch {
-		case m != nil && m.Malformed != "", m == nil && others[id] != nil && others[id].Malformed != "":
-			r.add(Finding{Class: ClassMalformed, MoodID: id, Rkey: rec.Rkey, Detail: "record of a mood whose MongoDB document is malformed"})
-		case m == nil && others[id] != nil && others[id].User != acct.User:
-			r.add(Finding{Class: ClassSpoof, MoodID: id, Rkey: rec.Rkey, Detail: "ref names a mood of another user"})
-		case m == nil:
-			r.add(Finding{Class: ClassOrphan, MoodID: id, Rkey: rec.Rkey, Detail: "mood missing from MongoDB", value: v})
-		case m.Deleted:
-			r.add(Finding{Class: ClassOrphan, MoodID: id, Rkey: rec.Rkey, Detail: "mood soft-deleted", value: v,
-				deleted: true, holds: m.Rkey == rec.Rkey})
+		if m == nil {
+			m = others[id]
+		}
+		// The record is decided as the firehose decides its op; which of
+		// several records naming one live mood it keeps is decided per mood
+		// below.
+		switch class := DecideUpsert(acct.User, Upsert{Rkey: rec.Rkey, Value: v}, m); class {
+		case ClassMalformed:
+			r.add(Finding{Class: class, MoodID: id, Rkey: rec.Rkey, Detail: "record of a mood whose MongoDB document is malformed"})
+		case ClassSpoof:
+			r.add(Finding{Class: class, MoodID: id, Rkey: rec.Rkey, Detail: "ref names a mood of another user"})
+		case ClassOrphan, ClassLost:
+			f := Finding{Class: class, MoodID: id, Rkey: rec.Rkey, Detail: "mood missing from MongoDB", value: v}
+			if m != nil {
+				f.Detail, f.deleted, f.holds = "mood soft-deleted", true, m.Rkey == rec.Rkey
+			}
+			r.add(f)
 		default:
 			naming[id] = append(naming[id], rec)
 		}
@@ -270,30 +229,7 @@ func Compare(acct model.Account, moods []*model.Mood, others map[string]*model.M
 // add appends a finding and counts it on its side.
 func (r *Report) add(f Finding) {
 	r.Findings = append(r.Findings, f)
-	switch f.Class {
-	case ClassNotSynced:
-		r.Mongo.NotSynced++
-	case ClassUnlinked:
-		r.Mongo.Unlinked++
-	case ClassStaleRkey:
-		if !f.deleted {
-			r.Mongo.StaleRkey++
-		}
-	case ClassOrphan:
-		r.ATProto.Orphaned++
-	case ClassDuplicate:
-		r.ATProto.Duplicate++
-	case ClassSpoof:
-		r.ATProto.Spoofed++
-	case ClassInvalid:
-		r.ATProto.Invalid++
-	case ClassTextMismatch:
-		r.ATProto.TextMismatch++
-	case ClassMalformed:
-		if f.Rkey == "" {
-			r.Mongo.Malformed++
-		}
-	}
+	f.Class.info().count(r, f)
 }
 
 // recordValue is the usable value of a listed or exported record, or nil
@@ -322,156 +258,4 @@ func mismatch(m *model.Mood, v *model.RecordValue) string {
 		diffs = append(diffs, "when differs")
 	}
 	return strings.Join(diffs, ", ")
-}
-
-// FixKind is one repair step.
-type FixKind string
-
-const (
-	// FixLink sets atproto.rkey of a mood to a record naming it (repair).
-	FixLink FixKind = "link"
-	// FixAdopt moves a mood from its stale rkey to another record of it.
-	FixAdopt FixKind = "adopt"
-	// FixDeleteOrphan deletes a record whose mood is deleted or gone.
-	FixDeleteOrphan FixKind = "delete-orphan"
-	// FixDeleteDuplicate deletes a second record of a mood.
-	FixDeleteDuplicate FixKind = "delete-duplicate"
-	// FixSoftDelete soft-deletes a live mood whose record is gone: it was
-	// deleted on the PDS.
-	FixSoftDelete FixKind = "soft-delete"
-	// FixClear unsets atproto of a soft-deleted mood whose record is gone.
-	FixClear FixKind = "clear"
-	// FixCreate writes the missing record of a live mood (the publisher's
-	// create, at the deterministic rkey).
-	FixCreate FixKind = "create"
-	// FixRewrite unsets the rkey of a live mood whose record the repo lost
-	// (not deleted by anyone), and writes the record again.
-	FixRewrite FixKind = "rewrite"
-)
-
-// Fix is one step of a plan. Rkey is the record it acts on (for mood fixes,
-// the mood's stored rkey); Value the record as the compare saw it.
-type Fix struct {
-	Kind   FixKind            `json:"kind"`
-	MoodID string             `json:"mood,omitempty"`
-	Rkey   string             `json:"rkey,omitempty"`
-	Value  *model.RecordValue `json:"-"`
-}
-
-// Expect is the verdict the engine reaches when it carries the fix out on
-// the state the compare saw. Another verdict means the state changed
-// meanwhile, and the engine did what the fresh state called for.
-func (f Fix) Expect() Verdict {
-	switch f.Kind {
-	case FixLink:
-		return VerdictRepair
-	case FixAdopt, FixDeleteDuplicate:
-		return VerdictDuplicate
-	case FixDeleteOrphan:
-		return VerdictOrphan
-	case FixSoftDelete:
-		return VerdictPDSDelete
-	case FixClear:
-		return VerdictClear
-	case FixCreate, FixRewrite:
-		return verdictCreated
-	}
-	return ""
-}
-
-// verdictCreated is the outcome of a create fix carried out (the publisher
-// path has no firehose verdict).
-const verdictCreated Verdict = "created"
-
-// Scope is which fixes a whole-user reconcile carries out.
-type Scope int
-
-const (
-	// ScopeAll: everything (the daemon's reconcile).
-	ScopeAll Scope = iota
-	// ScopeCleanup: everything but writing missing records (cleanup).
-	ScopeCleanup
-	// ScopeBackfill: only links and the missing records (backfill).
-	ScopeBackfill
-)
-
-// Policy is how a plan treats what a compare found.
-type Policy struct {
-	// Missing is what a live mood gets whose stored rkey names no record.
-	Missing MissingAction
-	// MassDeleteLimit bounds the soft deletes of Missing (see
-	// MassDeleteGuard); AllowMassDelete lifts it.
-	MassDeleteLimit int
-	AllowMassDelete bool
-	Scope           Scope
-}
-
-// Plan is the fixes for one user, in the order they must run.
-type Plan struct {
-	Fixes []Fix
-	// Held are the soft deletes the mass-delete guard kept back: when there
-	// are any, none of the user's missing records was taken as deleted.
-	Held []Fix
-}
-
-// PlanFixes turns a report into fixes, in the order they must run: links
-// and adoptions first (so the engine sees which record each mood keeps),
-// then record deletions, then the Mongo side of records that are gone,
-// then the records to write. Notices get no fix.
-func PlanFixes(r *Report, p Policy) Plan {
-	var first, deletes, last, softDeletes, creates []Fix
-	for _, f := range r.Findings {
-		switch f.Class {
-		case ClassUnlinked:
-			first = append(first, Fix{Kind: FixLink, MoodID: f.MoodID, Rkey: f.Rkey, Value: f.value})
-		case ClassNotSynced:
-			v := model.NewRecordValue(f.mood)
-			creates = append(creates, Fix{Kind: FixCreate, MoodID: f.MoodID, Rkey: model.Rkey(f.mood, 0), Value: &v})
-		case ClassStaleRkey:
-			switch {
-			case f.Keep != "":
-				first = append(first, Fix{Kind: FixAdopt, MoodID: f.MoodID, Rkey: f.Keep, Value: f.value})
-			case f.taken:
-			case f.deleted:
-				last = append(last, Fix{Kind: FixClear, MoodID: f.MoodID, Rkey: f.Rkey})
-			case p.Missing == MissingRewrite:
-				// The fix clears the stale rkey; the record is written
-				// with the creates.
-				last = append(last, Fix{Kind: FixRewrite, MoodID: f.MoodID, Rkey: f.Rkey})
-			default:
-				softDeletes = append(softDeletes, Fix{Kind: FixSoftDelete, MoodID: f.MoodID, Rkey: f.Rkey})
-			}
-		case ClassOrphan:
-			deletes = append(deletes, Fix{Kind: FixDeleteOrphan, MoodID: f.MoodID, Rkey: f.Rkey, Value: f.value})
-			if f.holds {
-				// The publisher's delete half-done: once the record is
-				// gone, the mood's pointer to it goes too.
-				last = append(last, Fix{Kind: FixClear, MoodID: f.MoodID, Rkey: f.Rkey})
-			}
-		case ClassDuplicate:
-			deletes = append(deletes, Fix{Kind: FixDeleteDuplicate, MoodID: f.MoodID, Rkey: f.Rkey, Value: f.value})
-		}
-	}
-	var plan Plan
-	if MassDeleteGuard(len(softDeletes), p.MassDeleteLimit, p.AllowMassDelete) {
-		plan.Held, softDeletes = softDeletes, nil
-	}
-	all := slices.Concat(first, deletes, last, softDeletes, creates)
-	for _, f := range all {
-		if p.Scope.Includes(f.Kind) {
-			plan.Fixes = append(plan.Fixes, f)
-		}
-	}
-	return plan
-}
-
-// Includes reports whether the scope carries out fixes of kind k.
-func (s Scope) Includes(k FixKind) bool {
-	switch s {
-	case ScopeCleanup:
-		return k != FixCreate && k != FixRewrite
-	case ScopeBackfill:
-		return k == FixLink || k == FixCreate
-	}
-	return true
 }

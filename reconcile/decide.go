@@ -46,24 +46,6 @@ func DecidePublish(m *model.Mood) PublishAction {
 	}
 }
 
-// Verdict classifies one firehose op against Mongo.
-type Verdict string
-
-const (
-	VerdictConfirm   Verdict = "confirm"    // Mongo already points at this record
-	VerdictRepair    Verdict = "repair"     // set atproto.rkey to this record
-	VerdictDuplicate Verdict = "duplicate"  // mood points at another record: delete this one
-	VerdictSpoof     Verdict = "spoof"      // ref names another user's mood: touch nothing
-	VerdictOrphan    Verdict = "orphan"     // mood soft- or hard-deleted: delete the record
-	VerdictInvalid   Verdict = "invalid"    // ref or fields unusable: skip
-	VerdictPDSDelete Verdict = "pds-delete" // record deleted on the PDS: soft-delete the mood
-	VerdictClear     Verdict = "clear"      // record of a soft-deleted mood is gone: unset atproto
-	VerdictIgnore    Verdict = "ignore"     // nothing of ours
-	// VerdictMalformed: the mood's MongoDB document cannot be used (a field
-	// missing or of the wrong type): touch nothing until it is fixed.
-	VerdictMalformed Verdict = "malformed-mood"
-)
-
 // Upsert is a create or update op of a mood record seen on the firehose or
 // in a repo export. Value is nil and Invalid says why when the record could
 // not be decoded or fails the lexicon.
@@ -76,43 +58,43 @@ type Upsert struct {
 // DecideUpsert classifies a record create/update. owner is the Auth0 sub of
 // the repo's user; mood is the Mongo document the record's ref names (nil
 // when there is none).
-func DecideUpsert(owner string, op Upsert, mood *model.Mood) Verdict {
+func DecideUpsert(owner string, op Upsert, mood *model.Mood) Class {
 	if op.Value == nil || op.Invalid != "" {
-		return VerdictInvalid
+		return ClassInvalid
 	}
 	if mood == nil {
-		return VerdictOrphan
+		return ClassOrphan
 	}
 	if mood.Malformed != "" {
-		return VerdictMalformed
+		return ClassMalformed
 	}
 	if mood.User != owner {
-		return VerdictSpoof
+		return ClassSpoof
 	}
 	switch {
 	case mood.Deleted:
-		return VerdictOrphan
+		return ClassOrphan
 	case mood.Rkey == op.Rkey:
-		return VerdictConfirm
+		return ClassSynced
 	case mood.Rkey == "":
-		return VerdictRepair
+		return ClassUnlinked
 	default:
-		return VerdictDuplicate
+		return ClassDuplicate
 	}
 }
 
 // DecideDelete classifies a record delete. mood is the owner's mood whose
 // atproto.rkey equals the deleted rkey, nil when none does.
-func DecideDelete(mood *model.Mood) Verdict {
+func DecideDelete(mood *model.Mood) Class {
 	switch {
 	case mood == nil:
-		return VerdictIgnore
+		return ClassIgnored
 	case mood.Malformed != "":
-		return VerdictMalformed
+		return ClassMalformed
 	case mood.Deleted:
-		return VerdictClear
+		return ClassCleared
 	default:
-		return VerdictPDSDelete
+		return ClassDeletedOnPDS
 	}
 }
 
@@ -195,6 +177,60 @@ func DecideMissing(c Cause) MissingAction {
 	default:
 		return MissingSoftDelete
 	}
+}
+
+// LostAction is what a whole-user pass does with the record of a lost
+// mood (a record whose ref names no document in Mongo).
+type LostAction int
+
+const (
+	// LostKeep: keep the record and report it; it may be the only copy of
+	// the mood left (Mongo restored from a backup).
+	LostKeep LostAction = iota
+	// LostRestore: insert the mood back into Mongo from the record
+	// (moodsync restore).
+	LostRestore
+	// LostDelete: delete the record (the user was erased by a purge, or an
+	// operator said so: cleanup --delete-lost).
+	LostDelete
+)
+
+func (a LostAction) String() string {
+	switch a {
+	case LostRestore:
+		return "restore"
+	case LostDelete:
+		return "delete"
+	}
+	return "keep"
+}
+
+// DecideLost is the lost-mood rule of DESIGN.md's recovery section: the
+// record of a lost mood is kept unless the user was erased by a purge
+// (then it is deleted, and never restored); otherwise an operator's ask
+// (restore, or cleanup --delete-lost) decides.
+func DecideLost(erased bool, asked LostAction) LostAction {
+	if erased {
+		return LostDelete
+	}
+	return asked
+}
+
+// StrongestCause is the cause one pass answering several reconcile intents
+// of a user runs under: a cause that makes a missing record a rewrite wins
+// (a lost record must never be taken as a user's delete because another
+// intent was answered in the same pass), and any cause wins over the
+// periodic pass, which may skip an unchanged repo.
+// Causes are read as a reconcile intent carries them (ParseCause).
+func StrongestCause(causes []string) Cause {
+	best := ParseCause(causes[0])
+	for _, s := range causes[1:] {
+		c := ParseCause(s)
+		if DecideMissing(c) == MissingRewrite || best == CausePeriodic {
+			best = c
+		}
+	}
+	return best
 }
 
 // DefaultMassDeleteLimit is how many of one user's moods a whole-user pass

@@ -24,18 +24,18 @@ func TestDecideUpsert(t *testing.T) {
 		name string
 		op   Upsert
 		mood *model.Mood
-		want Verdict
+		want Class
 	}{
-		{"ref to own mood, atproto unset: repair", Upsert{Rkey: "r1", Value: rec(moodHex)}, live(""), VerdictRepair},
-		{"same rkey already stored: confirm", Upsert{Rkey: "r1", Value: rec(moodHex)}, live("r1"), VerdictConfirm},
-		{"mood points at another live rkey: duplicate", Upsert{Rkey: "r2", Value: rec(moodHex)}, live("r1"), VerdictDuplicate},
-		{"ref to another user's mood: spoof", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: other}, VerdictSpoof},
-		{"ref to another user's deleted mood: still spoof", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: other, Deleted: true}, VerdictSpoof},
-		{"ref to soft-deleted mood: orphan", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: owner, Deleted: true}, VerdictOrphan},
-		{"ref to soft-deleted mood still holding the rkey: orphan", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: owner, Deleted: true, Rkey: "r1"}, VerdictOrphan},
-		{"ref to hard-deleted mood: orphan", Upsert{Rkey: "r1", Value: rec(moodHex)}, nil, VerdictOrphan},
-		{"undecodable record: invalid", Upsert{Rkey: "r1", Invalid: "not CBOR"}, live(""), VerdictInvalid},
-		{"flagged invalid though decoded: invalid", Upsert{Rkey: "r1", Value: rec(moodHex), Invalid: "mood longer than 5000 characters"}, live(""), VerdictInvalid},
+		{"ref to own mood, atproto unset: repair", Upsert{Rkey: "r1", Value: rec(moodHex)}, live(""), ClassUnlinked},
+		{"same rkey already stored: confirm", Upsert{Rkey: "r1", Value: rec(moodHex)}, live("r1"), ClassSynced},
+		{"mood points at another live rkey: duplicate", Upsert{Rkey: "r2", Value: rec(moodHex)}, live("r1"), ClassDuplicate},
+		{"ref to another user's mood: spoof", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: other}, ClassSpoof},
+		{"ref to another user's deleted mood: still spoof", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: other, Deleted: true}, ClassSpoof},
+		{"ref to soft-deleted mood: orphan", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: owner, Deleted: true}, ClassOrphan},
+		{"ref to soft-deleted mood still holding the rkey: orphan", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: owner, Deleted: true, Rkey: "r1"}, ClassOrphan},
+		{"ref to hard-deleted mood: orphan", Upsert{Rkey: "r1", Value: rec(moodHex)}, nil, ClassOrphan},
+		{"undecodable record: invalid", Upsert{Rkey: "r1", Invalid: "not CBOR"}, live(""), ClassInvalid},
+		{"flagged invalid though decoded: invalid", Upsert{Rkey: "r1", Value: rec(moodHex), Invalid: "mood longer than 5000 characters"}, live(""), ClassInvalid},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,11 +51,11 @@ func TestDecideDelete(t *testing.T) {
 	cases := []struct {
 		name string
 		mood *model.Mood
-		want Verdict
+		want Class
 	}{
-		{"rkey matches a live mood: deleted on PDS", &model.Mood{ID: moodHex, User: owner, Rkey: "r1"}, VerdictPDSDelete},
-		{"rkey matches a soft-deleted mood: clear", &model.Mood{ID: moodHex, User: owner, Rkey: "r1", Deleted: true}, VerdictClear},
-		{"no mood holds the rkey: ignore", nil, VerdictIgnore},
+		{"rkey matches a live mood: deleted on PDS", &model.Mood{ID: moodHex, User: owner, Rkey: "r1"}, ClassDeletedOnPDS},
+		{"rkey matches a soft-deleted mood: clear", &model.Mood{ID: moodHex, User: owner, Rkey: "r1", Deleted: true}, ClassCleared},
+		{"no mood holds the rkey: ignore", nil, ClassIgnored},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,5 +85,28 @@ func TestDecidePublish(t *testing.T) {
 				t.Fatalf("got %s, want %s", got, c.want)
 			}
 		})
+	}
+}
+
+// TestStrongestCause: one pass answers several reconcile intents of a
+// user; a restored PDS's cause wins, and the periodic pass's (which may
+// skip reading the repo) never stands in for another.
+func TestStrongestCause(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want Cause
+	}{
+		{[]string{"periodic"}, CausePeriodic},
+		{[]string{"periodic", "periodic"}, CausePeriodic},
+		{[]string{"periodic", "gap"}, CauseGap},
+		{[]string{"gap", "periodic"}, CauseGap},
+		{[]string{"periodic", ""}, CauseIntent},
+		{[]string{"periodic", "full"}, CauseFull},
+		{[]string{"gap", "future-cursor", "periodic"}, CauseFutureCursor},
+		{[]string{"periodic", "future-cursor", "gap"}, CauseFutureCursor},
+	} {
+		if got := StrongestCause(c.in); got != c.want {
+			t.Errorf("StrongestCause(%q) = %s, want %s", c.in, got, c.want)
+		}
 	}
 }

@@ -43,9 +43,9 @@ func buildOptions(opts []Option) options {
 
 // verdict reports a verdict to Observe and the log. Confirmations are the
 // steady state and stay at debug level; everything else says what happened.
-func (e *Engine) verdict(v Verdict, acct model.Account, rkey, moodID, why string) {
-	e.observe("verdict_"+string(v), 1)
-	args := []any{"verdict", string(v), "uri", model.URI(acct.DID, rkey), "user", acct.User}
+func (e *Engine) verdict(v Class, acct model.Account, rkey, moodID, why string) {
+	e.observe("verdict_"+v.Label(), 1)
+	args := []any{"verdict", v.Label(), "uri", model.URI(acct.DID, rkey), "user", acct.User}
 	if moodID != "" {
 		args = append(args, "mood", moodID)
 	}
@@ -53,9 +53,9 @@ func (e *Engine) verdict(v Verdict, acct model.Account, rkey, moodID, why string
 		args = append(args, "why", why)
 	}
 	switch v {
-	case VerdictConfirm, VerdictIgnore:
+	case ClassSynced, ClassIgnored:
 		e.Log.Debug("firehose op", args...)
-	case VerdictSpoof, VerdictInvalid, VerdictMalformed:
+	case ClassSpoof, ClassInvalid, ClassMalformed:
 		e.Log.Warn("firehose op skipped", args...)
 	default:
 		e.Log.Info("firehose op applied", args...)
@@ -65,7 +65,7 @@ func (e *Engine) verdict(v Verdict, acct model.Account, rkey, moodID, why string
 // ApplyUpsert carries out the verdict for a record created or updated in
 // acct's repo and returns it. An error means the op was not (fully)
 // applied: permanent ones cannot be, others should be retried.
-func (e *Engine) ApplyUpsert(ctx context.Context, acct model.Account, op Upsert, opts ...Option) (Verdict, error) {
+func (e *Engine) ApplyUpsert(ctx context.Context, acct model.Account, op Upsert, opts ...Option) (Class, error) {
 	defer e.lockUser(acct.User)()
 	return e.applyUpsert(ctx, acct, op, nil, buildOptions(opts))
 }
@@ -73,7 +73,7 @@ func (e *Engine) ApplyUpsert(ctx context.Context, acct model.Account, op Upsert,
 // applyUpsert is ApplyUpsert under the user's lock. known, when not nil, is
 // the mood the record names as already read (ReconcileUser reads them in
 // one query); it is used for the first round only.
-func (e *Engine) applyUpsert(ctx context.Context, acct model.Account, op Upsert, known *model.Mood, o options) (Verdict, error) {
+func (e *Engine) applyUpsert(ctx context.Context, acct model.Account, op Upsert, known *model.Mood, o options) (Class, error) {
 	if op.Value != nil && op.Invalid == "" {
 		op.Invalid = model.ValidateRecord(op.Value)
 	}
@@ -82,8 +82,8 @@ func (e *Engine) applyUpsert(ctx context.Context, acct model.Account, op Upsert,
 		if why == "" {
 			why = "record missing"
 		}
-		e.verdict(VerdictInvalid, acct, op.Rkey, "", why)
-		return VerdictInvalid, nil
+		e.verdict(ClassInvalid, acct, op.Rkey, "", why)
+		return ClassInvalid, nil
 	}
 	id := op.Value.MoodID()
 	for round := 0; round < maxConvergeRounds; round++ {
@@ -112,10 +112,10 @@ func (e *Engine) applyUpsert(ctx context.Context, acct model.Account, op Upsert,
 
 // carryOutUpsert performs one verdict. done is false when a compare-and-set
 // found the mood changed, so the caller decides again.
-func (e *Engine) carryOutUpsert(ctx context.Context, acct model.Account, op Upsert, mood *model.Mood, v Verdict, o options) (done bool, err error) {
+func (e *Engine) carryOutUpsert(ctx context.Context, acct model.Account, op Upsert, mood *model.Mood, v Class, o options) (done bool, err error) {
 	id := op.Value.MoodID()
 	switch v {
-	case VerdictRepair:
+	case ClassUnlinked:
 		ok, err := e.Store.SetRkey(ctx, id, op.Rkey)
 		if err != nil {
 			return false, fmt.Errorf("set atproto.rkey of %s: %w", id, err)
@@ -123,7 +123,7 @@ func (e *Engine) carryOutUpsert(ctx context.Context, acct model.Account, op Upse
 		if !ok {
 			return false, nil
 		}
-	case VerdictDuplicate:
+	case ClassDuplicate:
 		stored, err := e.PDS.GetRecord(ctx, acct.DID, mood.Rkey)
 		if err != nil {
 			return false, fmt.Errorf("read stored record of %s: %w", id, err)
@@ -137,7 +137,7 @@ func (e *Engine) carryOutUpsert(ctx context.Context, acct model.Account, op Upse
 		if err := e.deleteRecordOf(ctx, acct.DID, op.Rkey, id); err != nil {
 			return false, err
 		}
-	case VerdictOrphan:
+	case ClassOrphan:
 		if o.keepOrphans {
 			e.verdict(v, acct, op.Rkey, id, "kept: orphan policy off")
 			return true, nil
@@ -145,10 +145,10 @@ func (e *Engine) carryOutUpsert(ctx context.Context, acct model.Account, op Upse
 		if err := e.deleteRecordOf(ctx, acct.DID, op.Rkey, id); err != nil {
 			return false, err
 		}
-	case VerdictSpoof:
+	case ClassSpoof:
 		e.verdict(v, acct, op.Rkey, id, "ref names a mood of another user")
 		return true, nil
-	case VerdictMalformed:
+	case ClassMalformed:
 		e.verdict(v, acct, op.Rkey, id, "the mood's MongoDB document is malformed: "+mood.Malformed)
 		return true, nil
 	}
@@ -166,7 +166,7 @@ func (e *Engine) adoptRecord(ctx context.Context, acct model.Account, op Upsert,
 	if rec == nil || rec.Value.MoodID() != mood.ID {
 		// Neither record is there any more: a replayed event. The delete
 		// of the stored record decides what happens to the mood.
-		e.verdict(VerdictIgnore, acct, op.Rkey, mood.ID, "duplicate of a stale rkey, but gone too")
+		e.verdict(ClassIgnored, acct, op.Rkey, mood.ID, "duplicate of a stale rkey, but gone too")
 		return true, nil
 	}
 	ok, err := e.Store.SwapRkey(ctx, mood.ID, mood.Rkey, op.Rkey)
@@ -175,7 +175,7 @@ func (e *Engine) adoptRecord(ctx context.Context, acct model.Account, op Upsert,
 	}
 	if ok {
 		e.observe("stale_rkey_swap", 1)
-		e.verdict(VerdictDuplicate, acct, op.Rkey, mood.ID, "stored rkey "+mood.Rkey+" was stale: swapped")
+		e.verdict(ClassDuplicate, acct, op.Rkey, mood.ID, "stored rkey "+mood.Rkey+" was stale: swapped")
 	}
 	return ok, nil
 }
@@ -202,7 +202,7 @@ func (e *Engine) deleteRecordOf(ctx context.Context, did, rkey, moodID string) e
 // and returns it. Unless InOrder is given, a live mood is soft-deleted
 // only once the record is read and found gone (a replayed delete of a
 // record written again changes nothing).
-func (e *Engine) ApplyDelete(ctx context.Context, acct model.Account, rkey string, opts ...Option) (Verdict, error) {
+func (e *Engine) ApplyDelete(ctx context.Context, acct model.Account, rkey string, opts ...Option) (Class, error) {
 	defer e.lockUser(acct.User)()
 	return e.applyDelete(ctx, acct, rkey, !buildOptions(opts).inOrder)
 }
@@ -212,7 +212,7 @@ func (e *Engine) ApplyDelete(ctx context.Context, acct model.Account, rkey strin
 // that exists again does not delete the mood. A repo that can no longer be
 // read (the account was deactivated, taken down or deleted since) does not
 // undo the delete: it was seen, and it stands.
-func (e *Engine) applyDelete(ctx context.Context, acct model.Account, rkey string, checkGone bool) (Verdict, error) {
+func (e *Engine) applyDelete(ctx context.Context, acct model.Account, rkey string, checkGone bool) (Class, error) {
 	for round := 0; round < maxConvergeRounds; round++ {
 		mood, err := e.Store.MoodByRkey(ctx, acct.User, rkey)
 		if err != nil {
@@ -221,13 +221,13 @@ func (e *Engine) applyDelete(ctx context.Context, acct model.Account, rkey strin
 		v := DecideDelete(mood)
 		var ok bool
 		switch v {
-		case VerdictIgnore:
+		case ClassIgnored:
 			e.verdict(v, acct, rkey, "", "no mood holds this rkey")
 			return v, nil
-		case VerdictMalformed:
+		case ClassMalformed:
 			e.verdict(v, acct, rkey, mood.ID, "the mood's MongoDB document is malformed: "+mood.Malformed)
 			return v, nil
-		case VerdictPDSDelete:
+		case ClassDeletedOnPDS:
 			if checkGone {
 				rec, err := e.PDS.GetRecord(ctx, acct.DID, rkey)
 				if _, inactive := model.IsInactive(err); inactive {
@@ -237,13 +237,13 @@ func (e *Engine) applyDelete(ctx context.Context, acct model.Account, rkey strin
 					return "", fmt.Errorf("read record %s: %w", rkey, err)
 				}
 				if rec != nil {
-					e.verdict(VerdictIgnore, acct, rkey, mood.ID, "record exists again")
-					return VerdictIgnore, nil
+					e.verdict(ClassIgnored, acct, rkey, mood.ID, "record exists again")
+					return ClassIgnored, nil
 				}
 				checkGone = false
 			}
 			ok, err = e.Store.SoftDeleteByRkey(ctx, mood.ID, rkey)
-		case VerdictClear:
+		case ClassCleared:
 			ok, err = e.Store.ClearRkey(ctx, mood.ID, rkey)
 		}
 		if err != nil {

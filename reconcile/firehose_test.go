@@ -60,7 +60,7 @@ func (p *parts) write(did, rkey, ref string) reconcile.Upsert {
 	return reconcile.Upsert{Rkey: rkey, Value: &v}
 }
 
-func (p *parts) upsert(t *testing.T, acct model.Account, op reconcile.Upsert, opts ...reconcile.Option) reconcile.Verdict {
+func (p *parts) upsert(t *testing.T, acct model.Account, op reconcile.Upsert, opts ...reconcile.Option) reconcile.Class {
 	t.Helper()
 	v, err := p.engine.ApplyUpsert(context.Background(), acct, op, opts...)
 	if err != nil {
@@ -73,7 +73,7 @@ func (p *parts) live(id, user, rkey string) {
 	p.store.PutMood(model.Mood{ID: id, User: user, Text: "sunny", When: time.Unix(0, 0), Rkey: rkey})
 }
 
-func expect(t *testing.T, got, want reconcile.Verdict) {
+func expect(t *testing.T, got, want reconcile.Class) {
 	t.Helper()
 	if got != want {
 		t.Fatalf("verdict %s, want %s", got, want)
@@ -84,11 +84,11 @@ func TestApplyUpsertRepairThenReplayConfirms(t *testing.T) {
 	p := newParts()
 	p.live(mood1, alice, "")
 	op := p.write(aDID, "r1", mood1)
-	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictRepair)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassUnlinked)
 	if got := p.store.Mood(mood1).Rkey; got != "r1" {
 		t.Fatalf("rkey %q", got)
 	}
-	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictConfirm)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassSynced)
 	if p.observed["verdict_repair"] != 1 || p.observed["verdict_confirm"] != 1 {
 		t.Fatalf("observed %v", p.observed)
 	}
@@ -99,7 +99,7 @@ func TestApplyUpsertDuplicateDeletesNewRecord(t *testing.T) {
 	p.live(mood1, alice, "r1")
 	p.write(aDID, "r1", mood1)
 	op := p.write(aDID, "r2", mood1)
-	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictDuplicate)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassDuplicate)
 	if p.pds.Has(aDID, "r2") || !p.pds.Has(aDID, "r1") {
 		t.Fatal("the duplicate should be gone and the stored record kept")
 	}
@@ -112,7 +112,7 @@ func TestApplyUpsertDuplicateOfStaleRkeySwaps(t *testing.T) {
 	p := newParts()
 	p.live(mood1, alice, "r1") // r1's record was deleted, the delete not seen yet
 	op := p.write(aDID, "r2", mood1)
-	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictDuplicate)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassDuplicate)
 	if !p.pds.Has(aDID, "r2") {
 		t.Fatal("the new record must be kept")
 	}
@@ -128,7 +128,7 @@ func TestApplyUpsertSpoofTouchesNothing(t *testing.T) {
 	p := newParts()
 	p.live(mood1, alice, "")
 	op := p.write(bDID, "r1", mood1)
-	expect(t, p.upsert(t, bobAcct, op), reconcile.VerdictSpoof)
+	expect(t, p.upsert(t, bobAcct, op), reconcile.ClassSpoof)
 	if m := p.store.Mood(mood1); m.Rkey != "" || m.Deleted {
 		t.Fatalf("alice's mood changed: %+v", m)
 	}
@@ -141,17 +141,17 @@ func TestApplyUpsertOrphanPolicy(t *testing.T) {
 	p := newParts()
 	p.store.PutMood(model.Mood{ID: mood1, User: alice, Deleted: true})
 	op := p.write(aDID, "r1", mood1)
-	expect(t, p.upsert(t, aliceAcct, op, reconcile.KeepOrphans()), reconcile.VerdictOrphan)
+	expect(t, p.upsert(t, aliceAcct, op, reconcile.KeepOrphans()), reconcile.ClassOrphan)
 	if !p.pds.Has(aDID, "r1") {
 		t.Fatal("KeepOrphans must keep the record")
 	}
-	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictOrphan)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassOrphan)
 	if p.pds.Has(aDID, "r1") {
 		t.Fatal("orphan not deleted")
 	}
 	// Hard-deleted mood: orphan too.
 	op = p.write(aDID, "r2", mood2)
-	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictOrphan)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassOrphan)
 	if p.pds.Has(aDID, "r2") {
 		t.Fatal("orphan of a hard-deleted mood not deleted")
 	}
@@ -162,7 +162,7 @@ func TestApplyUpsertOrphanRewrittenIsNotDeleted(t *testing.T) {
 	p.live(mood2, alice, "r1")
 	op := p.write(aDID, "r1", mood1) // the event: r1 named mood1, now gone
 	p.write(aDID, "r1", mood2)       // since rewritten for mood2
-	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictOrphan)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassOrphan)
 	if !p.pds.Has(aDID, "r1") {
 		t.Fatal("a replayed orphan verdict deleted a record that now belongs to another mood")
 	}
@@ -176,7 +176,7 @@ func TestApplyUpsertInvalid(t *testing.T) {
 		{Rkey: "r1", Invalid: "not CBOR"},
 		{Rkey: "r2", Value: &bad},
 	} {
-		expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictInvalid)
+		expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassInvalid)
 	}
 	if p.observed["verdict_invalid"] != 2 {
 		t.Fatalf("observed %v", p.observed)
@@ -209,7 +209,7 @@ func TestApplyUpsertLostRaceDecidesAgain(t *testing.T) {
 	p.engine.Store = &lossyStore{Store: p.store, pds: p.pds}
 	p.live(mood1, alice, "")
 	op := p.write(aDID, "r1", mood1)
-	expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictDuplicate)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassDuplicate)
 	if got := p.store.Mood(mood1).Rkey; got != "pub" {
 		t.Fatalf("rkey %q: the publisher's record must win", got)
 	}
@@ -230,31 +230,31 @@ func TestApplyDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, v, reconcile.VerdictIgnore)
+	expect(t, v, reconcile.ClassIgnored)
 	if m := p.store.Mood(mood1); m.Deleted || m.Rkey != "r1" {
 		t.Fatalf("mood changed: %+v", m)
 	}
 
 	p.pds.Remove(aDID, "r1")
 	v, _ = p.engine.ApplyDelete(ctx, aliceAcct, "r1")
-	expect(t, v, reconcile.VerdictPDSDelete)
+	expect(t, v, reconcile.ClassDeletedOnPDS)
 	if m := p.store.Mood(mood1); !m.Deleted || m.Rkey != "" {
 		t.Fatalf("want soft-deleted with atproto unset: %+v", m)
 	}
 	v, _ = p.engine.ApplyDelete(ctx, aliceAcct, "r2")
-	expect(t, v, reconcile.VerdictClear)
+	expect(t, v, reconcile.ClassCleared)
 	if m := p.store.Mood(mood2); m.Rkey != "" {
 		t.Fatalf("want atproto unset: %+v", m)
 	}
 	// Replays find nothing to do.
 	for _, rk := range []string{"r1", "r2"} {
 		v, _ = p.engine.ApplyDelete(ctx, aliceAcct, rk)
-		expect(t, v, reconcile.VerdictIgnore)
+		expect(t, v, reconcile.ClassIgnored)
 	}
 	// Bob deleting a record with the same rkey does not touch Alice.
 	p.live(mood1, alice, "r1")
 	v, _ = p.engine.ApplyDelete(ctx, bobAcct, "r1")
-	expect(t, v, reconcile.VerdictIgnore)
+	expect(t, v, reconcile.ClassIgnored)
 }
 
 // TestReconcileUser: one whole-user reconcile repairs every finding by its
@@ -286,13 +286,13 @@ func TestReconcileUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verdicts := map[reconcile.Verdict]int{}
+	verdicts := map[reconcile.Class]int{}
 	for _, r := range out.Results {
 		verdicts[r.Verdict]++
 	}
-	want := map[reconcile.Verdict]int{
-		reconcile.VerdictRepair: 1, reconcile.VerdictDuplicate: 1, reconcile.VerdictOrphan: 1,
-		reconcile.VerdictPDSDelete: 1, reconcile.VerdictClear: 1,
+	want := map[reconcile.Class]int{
+		reconcile.ClassUnlinked: 1, reconcile.ClassDuplicate: 1, reconcile.ClassOrphan: 1,
+		reconcile.ClassDeletedOnPDS: 1, reconcile.ClassCleared: 1,
 	}
 	if !maps.Equal(verdicts, want) {
 		t.Errorf("verdicts %v, want %v", verdicts, want)
@@ -345,9 +345,9 @@ func TestApplyDeleteInOrder(t *testing.T) {
 	p.live(mood1, alice, "r1")
 	p.write(aDID, "r1", mood1)
 	v, _ := p.engine.ApplyDelete(ctx, aliceAcct, "r1")
-	expect(t, v, reconcile.VerdictIgnore)
+	expect(t, v, reconcile.ClassIgnored)
 	v, _ = p.engine.ApplyDelete(ctx, aliceAcct, "r1", reconcile.InOrder())
-	expect(t, v, reconcile.VerdictPDSDelete)
+	expect(t, v, reconcile.ClassDeletedOnPDS)
 	if m := p.store.Mood(mood1); !m.Deleted || m.Rkey != "" {
 		t.Fatalf("want soft-deleted with atproto unset: %+v", m)
 	}

@@ -18,18 +18,18 @@ func TestUpperCaseRefIsTheSameMood(t *testing.T) {
 		p := newParts()
 		p.live(mood1, alice, "")
 		op := p.write(aDID, "r1", upper)
-		expect(t, p.upsert(t, aliceAcct, op), reconcile.VerdictRepair)
+		expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassUnlinked)
 		if got := p.store.Mood(mood1).Rkey; got != "r1" || !p.pds.Has(aDID, "r1") {
 			t.Fatalf("rkey %q, record kept %v", got, p.pds.Has(aDID, "r1"))
 		}
-		expect(t, p.upsert(t, aliceAcct, p.write(aDID, "r1", mood1)), reconcile.VerdictConfirm)
+		expect(t, p.upsert(t, aliceAcct, p.write(aDID, "r1", mood1)), reconcile.ClassSynced)
 	})
 
 	t.Run("firehose create of a second record is a duplicate", func(t *testing.T) {
 		p := newParts()
 		p.live(mood1, alice, "r1")
 		p.write(aDID, "r1", mood1)
-		expect(t, p.upsert(t, aliceAcct, p.write(aDID, "r2", upper)), reconcile.VerdictDuplicate)
+		expect(t, p.upsert(t, aliceAcct, p.write(aDID, "r2", upper)), reconcile.ClassDuplicate)
 		if !p.pds.Has(aDID, "r1") || p.store.Mood(mood1).Rkey != "r1" {
 			t.Fatal("the mood's own record was not kept")
 		}

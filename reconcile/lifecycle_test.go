@@ -179,7 +179,7 @@ func TestDeleteSeenOnInactiveRepoStands(t *testing.T) {
 	p.live(mood1, alice, "r1")
 	p.pds.SetStatus(aDID, model.StatusDeactivated)
 	v, err := p.engine.ApplyDelete(context.Background(), aliceAcct, "r1")
-	if err != nil || v != reconcile.VerdictPDSDelete {
+	if err != nil || v != reconcile.ClassDeletedOnPDS {
 		t.Fatalf("verdict %s, %v", v, err)
 	}
 	if m := p.store.Mood(mood1); !m.Deleted {

@@ -225,7 +225,7 @@ type FixResult struct {
 	Fix Fix
 	// Verdict is what the engine decided on the state it found: Fix.Expect()
 	// when nothing had changed since the compare.
-	Verdict Verdict
+	Verdict Class
 	// Skipped says why the fix was not attempted ("" when it was).
 	Skipped string
 	Err     error
@@ -320,7 +320,7 @@ func (e *Engine) progress(fo FixOptions, n int) {
 	}
 }
 
-func (e *Engine) fixRecord(ctx context.Context, acct model.Account, f Fix, o options) (Verdict, error) {
+func (e *Engine) fixRecord(ctx context.Context, acct model.Account, f Fix, o options) (Class, error) {
 	if f.Value == nil {
 		return "", model.Permanent("fix %s of rkey %s carries no record", f.Kind, f.Rkey)
 	}
@@ -354,7 +354,7 @@ func (e *Engine) createMoods(ctx context.Context, user string, results []FixResu
 		synced := e.SyncMoods(ctx, user, ids)
 		for _, i := range part {
 			if results[i].Err = synced[results[i].Fix.MoodID]; results[i].Err == nil {
-				results[i].Verdict = verdictCreated
+				results[i].Verdict = ClassNotSynced
 			}
 		}
 		e.progress(fo, len(part))

@@ -106,23 +106,6 @@ func newAuditOutput(results []compared) auditOutput {
 	return out
 }
 
-// issueLines say, per class, what a finding is in the text report. ids
-// picks what identifies a finding there: the mood, or the record.
-var issueLines = map[reconcile.Class]struct {
-	one, many string
-	byRkey    bool
-}{
-	reconcile.ClassNotSynced:    {"mood not synced to ATProto", "moods not synced to ATProto", false},
-	reconcile.ClassUnlinked:     {"mood whose record exists but is not linked in MongoDB", "moods whose record exists but is not linked in MongoDB", false},
-	reconcile.ClassStaleRkey:    {"mood pointing at a missing record (stale rkey)", "moods pointing at a missing record (stale rkey)", false},
-	reconcile.ClassOrphan:       {"orphaned ATProto record", "orphaned ATProto records", true},
-	reconcile.ClassDuplicate:    {"duplicate ATProto record", "duplicate ATProto records", true},
-	reconcile.ClassSpoof:        {"record with a spoofed ref (left untouched)", "records with a spoofed ref (left untouched)", true},
-	reconcile.ClassInvalid:      {"invalid record (left untouched)", "invalid records (left untouched)", true},
-	reconcile.ClassTextMismatch: {"record whose text differs from MongoDB (left untouched)", "records whose text differs from MongoDB (left untouched)", true},
-	reconcile.ClassMalformed:    {"malformed MongoDB document, or a record naming one (left untouched)", "malformed MongoDB documents, or records naming one (left untouched)", false},
-}
-
 // writeCounts writes the two count blocks; lines for classes that are
 // rare stay out while they are zero.
 func writeCounts(w io.Writer, m reconcile.MongoCounts, a reconcile.ATProtoCounts) {
@@ -192,12 +175,11 @@ func writeIssues(w io.Writer, findings []reconcile.Finding) {
 	fmt.Fprintln(w, "Issues:")
 	for _, class := range reconcile.Classes {
 		var ids []string
-		line := issueLines[class]
 		for _, f := range findings {
 			if f.Class != class {
 				continue
 			}
-			if line.byRkey {
+			if class.ByRkey() {
 				ids = append(ids, f.Rkey)
 			} else {
 				ids = append(ids, f.MoodID)
@@ -207,10 +189,10 @@ func writeIssues(w io.Writer, findings []reconcile.Finding) {
 			continue
 		}
 		kind := "IDs"
-		if line.byRkey {
+		if class.ByRkey() {
 			kind = "rkeys"
 		}
-		fmt.Fprintf(w, "  - %s (%s: %s)\n", plural(len(ids), line.one, line.many), kind, shortList(ids))
+		fmt.Fprintf(w, "  - %s (%s: %s)\n", class.Text(len(ids)), kind, shortList(ids))
 	}
 }
 

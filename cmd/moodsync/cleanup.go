@@ -44,37 +44,6 @@ func (c *cleanupCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// noticeNames name the records cleanup leaves alone.
-var noticeNames = map[reconcile.Class]string{
-	reconcile.ClassSpoof:        "spoofed",
-	reconcile.ClassInvalid:      "invalid",
-	reconcile.ClassTextMismatch: "mismatched",
-}
-
-// describeFix says what a fix does, in the words of the report.
-func describeFix(did string, fx reconcile.Fix) string {
-	uri := model.URI(did, fx.Rkey)
-	switch fx.Kind {
-	case reconcile.FixLink:
-		return fmt.Sprintf("link mood %s to its record %s", fx.MoodID, uri)
-	case reconcile.FixAdopt:
-		return fmt.Sprintf("point mood %s at its other record %s", fx.MoodID, uri)
-	case reconcile.FixDeleteOrphan:
-		return fmt.Sprintf("delete orphaned record %s (mood %s)", uri, fx.MoodID)
-	case reconcile.FixDeleteDuplicate:
-		return fmt.Sprintf("delete duplicate record %s (mood %s)", uri, fx.MoodID)
-	case reconcile.FixSoftDelete:
-		return fmt.Sprintf("soft-delete mood %s: its record %s was deleted on the PDS", fx.MoodID, fx.Rkey)
-	case reconcile.FixClear:
-		return fmt.Sprintf("unset atproto of soft-deleted mood %s (record %s)", fx.MoodID, fx.Rkey)
-	case reconcile.FixRewrite:
-		return fmt.Sprintf("write mood %s again: its record %s is missing from the repo", fx.MoodID, fx.Rkey)
-	case reconcile.FixCreate:
-		return fmt.Sprintf("create record %s for mood %s", uri, fx.MoodID)
-	}
-	return fmt.Sprintf("%s %s", fx.Kind, uri)
-}
-
 // outcome says how a carried-out fix ended.
 func outcome(r reconcile.FixResult) string {
 	switch {
@@ -83,7 +52,7 @@ func outcome(r reconcile.FixResult) string {
 	case r.Skipped != "":
 		return "skipped: " + r.Skipped
 	case r.Changed():
-		return fmt.Sprintf("changed meanwhile: %s", r.Verdict)
+		return fmt.Sprintf("changed meanwhile: %s", r.Verdict.Label())
 	}
 	return "done"
 }
@@ -116,15 +85,15 @@ func writeCleanup(w io.Writer, results []compared, dryRun bool) {
 			fixes++
 			switch {
 			case dryRun:
-				fmt.Fprintf(w, "  would %s\n", describeFix(res.acct.DID, fx))
+				fmt.Fprintf(w, "  would %s\n", fx.Describe(res.acct.DID))
 			case j < len(res.results):
 				o := outcome(res.results[j])
 				if o == "done" {
 					done++
 				}
-				fmt.Fprintf(w, "  %s: %s\n", describeFix(res.acct.DID, fx), o)
+				fmt.Fprintf(w, "  %s: %s\n", fx.Describe(res.acct.DID), o)
 			default:
-				fmt.Fprintf(w, "  %s: not started\n", describeFix(res.acct.DID, fx))
+				fmt.Fprintf(w, "  %s: not started\n", fx.Describe(res.acct.DID))
 			}
 		}
 		if len(p.Held) > 0 {
@@ -134,7 +103,7 @@ func writeCleanup(w io.Writer, results []compared, dryRun bool) {
 		}
 		for _, n := range notices {
 			left++
-			fmt.Fprintf(w, "  leave %s record %s: %s\n", noticeNames[n.Class], model.URI(res.acct.DID, n.Rkey), n.Detail)
+			fmt.Fprintf(w, "  leave %s record %s: %s\n", n.Class.Left(), model.URI(res.acct.DID, n.Rkey), n.Detail)
 		}
 	}
 	if dryRun {

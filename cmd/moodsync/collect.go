@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"maps"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -37,12 +37,6 @@ type stateCollector struct {
 	js       jetstream.JetStream
 	follower follower
 	base     consumer.Stats // counters of finished terms
-}
-
-// firehoseDecisions are the verdicts always reported, zero or not.
-var firehoseDecisions = []reconcile.Verdict{
-	reconcile.VerdictConfirm, reconcile.VerdictRepair, reconcile.VerdictPDSDelete, reconcile.VerdictClear,
-	reconcile.VerdictDuplicate, reconcile.VerdictSpoof, reconcile.VerdictOrphan, reconcile.VerdictInvalid,
 }
 
 type statCounter struct {
@@ -115,30 +109,9 @@ func (c *stateCollector) endTerm() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.follower != nil {
-		c.base = addStats(c.base, c.follower.Stats())
+		c.base = c.base.Add(c.follower.Stats())
 	}
 	c.follower = nil
-}
-
-// addStats adds b's counters to a's.
-func addStats(a, b consumer.Stats) consumer.Stats {
-	a.Events += b.Events
-	a.MoodOps += b.MoodOps
-	a.UserReconciles += b.UserReconciles
-	a.FullReconciles += b.FullReconciles
-	a.ChainBreaks += b.ChainBreaks
-	a.BadCommits += b.BadCommits
-	a.Errors += b.Errors
-	a.Reconnects += b.Reconnects
-	v := make(map[reconcile.Verdict]int64, len(a.Verdicts)+len(b.Verdicts))
-	for k, n := range a.Verdicts {
-		v[k] += n
-	}
-	for k, n := range b.Verdicts {
-		v[k] += n
-	}
-	a.Verdicts = v
-	return a
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -148,21 +121,22 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	var cur consumer.Stats
 	if f != nil {
 		cur = f.Stats()
-		total = addStats(total, cur)
+		total = total.Add(cur)
 	}
 
 	for _, sc := range firehoseCounters {
 		ch <- prometheus.MustNewConstMetric(sc.desc, prometheus.CounterValue, float64(sc.get(total)))
 	}
-	decisions := append([]reconcile.Verdict(nil), firehoseDecisions...)
-	for v := range total.Verdicts {
-		if !slices.Contains(decisions, v) {
-			decisions = append(decisions, v)
-		}
+	// The firehose's classes are reported zero or not; others once seen.
+	byLabel := map[string]int64{}
+	for _, l := range reconcile.FirehoseLabels {
+		byLabel[l] = 0
 	}
-	sort.Slice(decisions, func(i, j int) bool { return decisions[i] < decisions[j] })
-	for _, v := range decisions {
-		ch <- prometheus.MustNewConstMetric(descFirehoseOps, prometheus.CounterValue, float64(total.Verdicts[v]), string(v))
+	for v, n := range total.Verdicts {
+		byLabel[v.Label()] += n
+	}
+	for _, l := range slices.Sorted(maps.Keys(byLabel)) {
+		ch <- prometheus.MustNewConstMetric(descFirehoseOps, prometheus.CounterValue, float64(byLabel[l]), l)
 	}
 	ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(total.Reconnects), "firehose")
 	if nc != nil {
