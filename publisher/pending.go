@@ -5,38 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/whistlegraph/moodsync/publisher/intent"
+	"github.com/whistlegraph/moodsync/reconcile/status"
 )
 
-// Pending is what the intents stream holds for one user: intents not
-// acknowledged yet, waiting or in flight (the stream is a work queue, so an
-// acknowledged intent is gone).
-type Pending struct {
-	// Count is how many of the intents read name the user.
-	Count int `json:"count"`
-	// Intents are the first of them, oldest first.
-	Intents []PendingIntent `json:"intents"`
-	// Waiting is how many intents the stream holds, every user's.
-	Waiting uint64 `json:"waiting"`
-	// Scanned is how many of them were read; Complete says that was all,
-	// else Count is a lower bound.
-	Scanned  int  `json:"scanned"`
-	Complete bool `json:"complete"`
-}
-
-// PendingIntent is one intent waiting in the stream.
-type PendingIntent struct {
-	Seq     uint64    `json:"seq"`
-	Time    time.Time `json:"time"`
-	Subject string    `json:"subject"`
-	Op      string    `json:"op"`
-	MongoID string    `json:"mongoId,omitempty"`
-	Cause   string    `json:"cause,omitempty"`
-}
+// Pending and PendingIntent are a user's waiting intents as a status
+// shows them (the view reconcile/status owns).
+type (
+	Pending       = status.Pending
+	PendingIntent = status.PendingIntent
+)
 
 // PendingOf reads the intents stream for user's intents, oldest first, by
 // direct get: no consumer is made (a work-queue stream allows only the

@@ -76,12 +76,13 @@ func (o *Outcome) GuardTripped() bool { return o != nil && len(o.Plan.Held) > 0 
 // consumer applies them inline) wait for one fix at most, never for a
 // whole repo. Every fix is compare-and-set, so interleaving is safe.
 func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o ReconcileOptions) (out *Outcome, err error) {
-	if !o.DryRun {
-		defer func() { e.noteReconcile(ctx, user, cause, out, err) }()
+	if o.DryRun {
+		return e.preview(ctx, e.Store, e.PDS, user, cause, o)
 	}
+	defer func() { e.noteReconcile(ctx, user, cause, out, err) }()
 	out = &Outcome{Cause: cause}
 	unlock := e.lockUser(user)
-	acct, rebound, err := e.snapshotSubject(ctx, user, o.DryRun)
+	acct, rebound, err := e.subject(ctx, user)
 	unlock()
 	if err != nil {
 		return nil, err
@@ -89,44 +90,28 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 	if rebound {
 		out.Cause = CauseDIDChanged
 	}
-	var moods []*model.Mood
-	var fp *model.CleanPass
-	if o.DryRun {
-		moods, err = e.Store.UserMoods(ctx, acct.User)
-	} else {
-		moods, fp, out.Unchanged, err = e.fingerprint(ctx, acct, out.Cause)
-	}
+	moods, fp, unchanged, err := e.fingerprint(ctx, *acct, out.Cause)
 	if err != nil {
 		return nil, fmt.Errorf("read moods of %s: %w", acct.User, err)
 	}
-	if out.Unchanged {
+	if out.Unchanged = unchanged; unchanged {
 		e.observe(ActionUnchanged, 1)
 		return out, nil
 	}
-	out.Report, err = e.compareMoods(ctx, acct, moods)
+	out.Report, err = compareMoods(ctx, e.Store, e.PDS, *acct, moods)
 	if err != nil {
 		e.noteInactive(ctx, user, acct.DID, err)
 		return nil, err
 	}
-	out.Plan = PlanFixes(out.Report, Policy{
-		Missing:         DecideMissing(out.Cause),
-		MassDeleteLimit: e.massDeleteLimit(),
-		AllowMassDelete: o.AllowMassDelete,
-		Scope:           o.Scope,
-	})
-	if o.Select != nil {
-		out.Plan.Fixes = o.Select(out.Plan.Fixes)
-	}
+	e.observe("repo_read", 1)
+	out.Plan = e.plan(out.Report, out.Cause, o)
 	if out.GuardTripped() {
 		e.observe(ActionMassDeleteGuard, 1)
 		e.Log.Warn("mass-delete guard: records of live moods are missing from the repo; none soft-deleted, left for an operator (cleanup --user … --allow-mass-delete)",
 			"user", user, "did", acct.DID, "cause", string(out.Cause), "missing", len(out.Plan.Held), "limit", e.massDeleteLimit())
 	}
-	if o.DryRun {
-		return out, nil
-	}
 	e.observe(ActionDriftFound, out.Report.Drift())
-	out.Results = e.applyFixes(ctx, acct, out.Plan.Fixes, o.Fix)
+	out.Results = e.applyFixes(ctx, *acct, out.Plan.Fixes, o.Fix)
 	fixed := 0
 	for _, r := range out.Results {
 		if r.Err == nil && r.Skipped == "" {
@@ -134,7 +119,7 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 		}
 	}
 	e.observe(ActionDriftFixed, fixed)
-	e.recordClean(ctx, acct, out, fp)
+	e.recordClean(ctx, *acct, out, fp)
 	return out, FixErrors(out.Results)
 }
 
@@ -153,67 +138,76 @@ func (e *Engine) massDeleteLimit() int {
 	return DefaultMassDeleteLimit
 }
 
-// snapshotSubject is subject for a reconcile; a dry run changes nothing,
-// so it only reads the binding: a changed DID is planned as the rebind
-// would leave it (every stored rkey missing from the new repo, rewritten).
-func (e *Engine) snapshotSubject(ctx context.Context, user string, dryRun bool) (model.Account, bool, error) {
-	if !dryRun {
-		acct, rebound, err := e.subject(ctx, user)
-		if err != nil {
-			return model.Account{}, false, err
-		}
-		return *acct, rebound, nil
-	}
-	acct, err := e.Store.Account(ctx, user)
-	if err != nil {
-		return model.Account{}, false, fmt.Errorf("look up account of %s: %w", user, err)
-	}
-	if acct == nil || acct.DID == "" {
-		return model.Account{}, false, model.Permanent("user %s has no PDS account", user)
-	}
-	if err := e.checkOneUser(ctx, acct.DID, user); err != nil {
-		return model.Account{}, false, err
-	}
-	b, err := e.Store.Binding(ctx, user)
-	if err != nil {
-		return model.Account{}, false, fmt.Errorf("read binding of %s: %w", user, err)
-	}
-	return *acct, b != nil && b.DID != acct.DID, nil
+// Preview is the whole-user reconcile as a dry run, for code that must
+// change nothing (moodsync status): the compare and the plan a reconcile of
+// user for cause would carry out, read through r and repo, which have no
+// writes. massDeleteLimit is the daemon's (0: the default).
+func Preview(ctx context.Context, r Reader, repo RepoReader, user string, cause Cause, massDeleteLimit int) (*Outcome, error) {
+	e := &Engine{MassDeleteLimit: massDeleteLimit}
+	return e.preview(ctx, r, repo, user, cause, ReconcileOptions{DryRun: true})
 }
 
-// readRepo reads every mood record of a repo from one export. Every
-// whole-user pass reads the repo through here; a read that fails is an
-// error, never an empty repo (a missing page is never a delete).
-func (e *Engine) readRepo(ctx context.Context, did string) ([]model.Record, error) {
-	records, err := e.PDS.ExportRecords(ctx, did)
+// preview is the dry run: the account gate, the compare and the plan, with
+// reads only.
+func (e *Engine) preview(ctx context.Context, r Reader, repo RepoReader, user string, cause Cause, o ReconcileOptions) (*Outcome, error) {
+	out := &Outcome{Cause: cause}
+	acct, b, err := e.gate(ctx, r, user)
 	if err != nil {
-		return nil, fmt.Errorf("read repo of %s: %w", did, err)
+		return nil, err
 	}
-	e.observe("repo_read", 1)
-	return records, nil
+	if b != nil && b.DID != acct.DID {
+		// Planned as the rebind would leave it: every stored rkey missing
+		// from the new repo, rewritten.
+		out.Cause = CauseDIDChanged
+	}
+	moods, err := r.UserMoods(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("read moods of %s: %w", user, err)
+	}
+	if out.Report, err = compareMoods(ctx, r, repo, *acct, moods); err != nil {
+		return nil, err
+	}
+	out.Plan = e.plan(out.Report, out.Cause, o)
+	return out, nil
+}
+
+// plan is the plan of a whole-user reconcile for cause.
+func (e *Engine) plan(rep *Report, cause Cause, o ReconcileOptions) Plan {
+	p := PlanFixes(rep, Policy{
+		Missing:         DecideMissing(cause),
+		MassDeleteLimit: e.massDeleteLimit(),
+		AllowMassDelete: o.AllowMassDelete,
+		Scope:           o.Scope,
+	})
+	if o.Select != nil {
+		p.Fixes = o.Select(p.Fixes)
+	}
+	return p
 }
 
 // compareMoods compares one account's moods, read by the caller, with its
-// repo. Mongo is read first: a record the publisher writes meanwhile then
-// shows as unlinked (linking it is harmless) rather than as a stale rkey.
-func (e *Engine) compareMoods(ctx context.Context, acct model.Account, moods []*model.Mood) (*Report, error) {
-	records, err := e.readRepo(ctx, acct.DID)
+// repo, read from one export: a read that fails is an error, never an
+// empty repo (a missing page is never a delete). Mongo is read first: a
+// record the publisher writes meanwhile then shows as unlinked (linking it
+// is harmless) rather than as a stale rkey.
+func compareMoods(ctx context.Context, r Reader, repo RepoReader, acct model.Account, moods []*model.Mood) (*Report, error) {
+	records, err := repo.ExportRecords(ctx, acct.DID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read repo of %s: %w", acct.DID, err)
 	}
 	own := make(map[string]bool, len(moods))
 	for _, m := range moods {
 		own[m.ID] = true
 	}
 	var foreign []string
-	for _, r := range records {
-		if id := r.Value.MoodID(); r.Invalid == "" && model.ValidID(id) && !own[id] {
+	for _, rec := range records {
+		if id := rec.Value.MoodID(); rec.Invalid == "" && model.ValidID(id) && !own[id] {
 			foreign = append(foreign, id)
 		}
 	}
 	others := map[string]*model.Mood{}
 	if len(foreign) > 0 {
-		if others, err = e.Store.Moods(ctx, foreign); err != nil {
+		if others, err = r.Moods(ctx, foreign); err != nil {
 			return nil, fmt.Errorf("read moods named by %s: %w", acct.DID, err)
 		}
 	}

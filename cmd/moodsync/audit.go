@@ -56,17 +56,10 @@ type auditOutput struct {
 }
 
 type userAudit struct {
-	User     string                  `json:"user"`
-	DID      string                  `json:"did"`
-	Mongo    reconcile.MongoCounts   `json:"mongo"`
-	ATProto  reconcile.ATProtoCounts `json:"atproto"`
-	Drift    int                     `json:"drift"`
-	Findings []reconcile.Finding     `json:"findings"`
-	// Plan is what a reconcile of the user would do; Held the soft
-	// deletes the mass-delete guard would keep back.
-	Plan  []reconcile.Fix `json:"plan"`
-	Held  int             `json:"held,omitempty"`
-	Error string          `json:"error,omitempty"`
+	User string `json:"user"`
+	DID  string `json:"did"`
+	*reconcile.Summary
+	Error string `json:"error,omitempty"`
 }
 
 type auditTotal struct {
@@ -83,7 +76,7 @@ type auditTotal struct {
 func newAuditOutput(results []compared) auditOutput {
 	out := auditOutput{Users: make([]userAudit, 0, len(results)), Total: auditTotal{ByClass: map[reconcile.Class]int{}}}
 	for _, res := range results {
-		u := userAudit{User: res.acct.User, DID: res.acct.DID, Findings: []reconcile.Finding{}}
+		u := userAudit{User: res.acct.User, DID: res.acct.DID}
 		out.Total.Users++
 		if res.err != nil {
 			u.Error = res.err.Error()
@@ -92,12 +85,11 @@ func newAuditOutput(results []compared) auditOutput {
 			continue
 		}
 		r := res.report
-		u.Mongo, u.ATProto, u.Findings, u.Drift = r.Mongo, r.ATProto, r.Findings, r.Drift()
-		u.Plan, u.Held = append([]reconcile.Fix{}, res.plan.Fixes...), len(res.plan.Held)
+		u.Summary = reconcile.Summarize(r, res.plan)
 		out.Total.Mongo.Add(r.Mongo)
 		out.Total.ATProto.Add(r.ATProto)
 		out.Total.Drift += u.Drift
-		out.Total.Notices += len(r.Findings) - u.Drift
+		out.Total.Notices += u.Notices
 		for _, f := range r.Findings {
 			out.Total.ByClass[f.Class]++
 		}
@@ -151,7 +143,7 @@ func writeAuditText(w io.Writer, out auditOutput) {
 			continue
 		}
 		writeIssues(w, u.Findings)
-		writePlan(w, u)
+		writePlan(w, u.User, u.Summary)
 		fmt.Fprintln(w)
 	}
 	t := out.Total
@@ -198,7 +190,7 @@ func writeIssues(w io.Writer, findings []reconcile.Finding) {
 
 // writePlan says what a reconcile of the user would do, fix kinds counted
 // in plan order, and what the mass-delete guard would hold back.
-func writePlan(w io.Writer, u userAudit) {
+func writePlan(w io.Writer, user string, u *reconcile.Summary) {
 	var kinds []reconcile.FixKind
 	count := map[reconcile.FixKind]int{}
 	for _, fx := range u.Plan {
@@ -215,6 +207,6 @@ func writePlan(w io.Writer, u userAudit) {
 		fmt.Fprintf(w, "Plan: %s\n", strings.Join(parts, ", "))
 	}
 	if u.Held > 0 {
-		fmt.Fprintf(w, "  ⛔ mass-delete guard: %s would be held (cleanup --user %s --allow-mass-delete)\n", plural(u.Held, "soft delete", "soft deletes"), u.User)
+		fmt.Fprintf(w, "  ⛔ mass-delete guard: %s would be held (cleanup --user %s --allow-mass-delete)\n", plural(u.Held, "soft delete", "soft deletes"), user)
 	}
 }

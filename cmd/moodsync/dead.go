@@ -203,7 +203,7 @@ func planDead(action string, letters []deadletter.Letter) deadPlan {
 	p := deadPlan{verb: action, done: map[string]string{"replay": "replayed", "drop": "dropped"}[action]}
 	for _, l := range letters {
 		if action == "replay" {
-			if err := l.Replayable(); err != nil {
+			if err := deadletter.Replayable(l); err != nil {
 				p.skip = append(p.skip, skipped{l, err})
 				continue
 			}

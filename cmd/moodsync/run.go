@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/whistlegraph/moodsync/publisher"
+	"github.com/whistlegraph/moodsync/publisher/deadletter"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 	"github.com/whistlegraph/moodsync/reconcile/status"
@@ -68,8 +69,8 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	pub.Observe = m.intent
 	lead := newLeadership(in.JS, m, log)
 
-	statuses := status.NewReader(in.Store, pds, cfg.MassDeleteLimit, log)
-	statuses.JS = in.JS
+	statuses := status.NewReader(in.Store, pds, cfg.MassDeleteLimit)
+	statuses.Queues = deadletter.Queues{JS: in.JS}
 	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(reg, &in, statusHandler(statuses, log), lead.readiness()), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

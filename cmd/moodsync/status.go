@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/whistlegraph/moodsync/publisher/deadletter"
 	"github.com/whistlegraph/moodsync/publisher/intent"
 	"github.com/whistlegraph/moodsync/reconcile/status"
 )
@@ -37,10 +38,10 @@ func (c *statusCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer env.in.Close()
-	r := status.NewReader(env.store, env.engine.PDS, f.cfg.MassDeleteLimit, env.log)
+	r := status.NewReader(env.store, env.engine.PDS, f.cfg.MassDeleteLimit)
 	// Without NATS the queues' sections say why; the rest is shown.
 	if r.NATSErr = env.in.openNATS(&f.cfg, env.log, embedShare); r.NATSErr == nil {
-		r.JS = env.in.JS
+		r.Queues = deadletter.Queues{JS: env.in.JS}
 	}
 	u, err := r.Read(ctx, f.user)
 	if err != nil {
@@ -148,7 +149,7 @@ func writeMoods(w io.Writer, m status.Moods) {
 // writeDrift: the fresh compare, as audit shows a user.
 func writeDrift(w io.Writer, u *status.User) {
 	d := u.Drift
-	if d.Compared == nil {
+	if d.Summary == nil {
 		fmt.Fprintf(w, "Drift: ❗ not compared: %s\n", d.Error)
 		return
 	}
@@ -157,7 +158,7 @@ func writeDrift(w io.Writer, u *status.User) {
 	if len(d.Findings) > 0 {
 		writeIssues(w, d.Findings)
 	}
-	writePlan(w, userAudit{User: u.User, Plan: d.Plan, Held: d.Held})
+	writePlan(w, u.User, d.Summary)
 }
 
 // writePending lists the user's intents waiting in the stream.

@@ -139,7 +139,7 @@ func TestStatusOfThreeUsersOnTheRealPDS(t *testing.T) {
 	// Its last event is a commit of the sweep, or the PDS's #account of the
 	// account's creation, which may reach the firehose after the start.
 	s, text := read(healthy, "healthy", func(s *status.User) bool {
-		return s.Drift.Compared != nil && s.Drift.Drift == 0
+		return s.Drift.Summary != nil && s.Drift.Drift == 0
 	})
 	if s.UsersRow == nil || s.UsersRow.DID != healthy.DID || s.UsersRow.Handle != healthy.Handle || !s.UsersRow.HasPassword ||
 		s.Binding == nil || s.Binding.DID != healthy.DID || s.PDS == nil || !s.PDS.Active ||
@@ -153,7 +153,7 @@ func TestStatusOfThreeUsersOnTheRealPDS(t *testing.T) {
 		"Last firehose event: 20", "Last reconcile: 20")
 
 	s, text = read(drifty, "drift and a dead letter", func(s *status.User) bool {
-		return s.Drift.Compared != nil && s.Drift.Drift == 2 && s.DeadLetters.Count == 1
+		return s.Drift.Summary != nil && s.Drift.Drift == 2 && s.DeadLetters.Count == 1
 	})
 	if s.Moods != (status.Moods{Total: 4, LiveSynced: 3, LiveNotSynced: 1}) || len(s.Drift.Plan) != 2 ||
 		!strings.Contains(s.DeadLetters.Letters[0].Reason, "not owned") {
@@ -166,7 +166,7 @@ func TestStatusOfThreeUsersOnTheRealPDS(t *testing.T) {
 		return s.DeadLetters.Count == 1
 	})
 	if s.Binding == nil || s.Binding.Status != model.StatusDeactivated || s.PDS == nil || s.PDS.Active || s.PDS.Status != model.StatusDeactivated ||
-		s.Drift.Compared != nil || !strings.Contains(s.Drift.Error, "deactivated") ||
+		s.Drift.Summary != nil || !strings.Contains(s.Drift.Error, "deactivated") ||
 		s.Moods != (status.Moods{Total: 3, LiveSynced: 2, LiveNotSynced: 1}) ||
 		s.LastEvent == nil || s.LastEvent.Kind != model.EventAccount ||
 		!strings.Contains(s.DeadLetters.Letters[0].Reason, "deactivated") {

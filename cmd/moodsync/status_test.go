@@ -74,10 +74,10 @@ func fixedStatus(name string) *status.User {
 }
 
 // comparedOf is the drift section of a compare of moods and records.
-func comparedOf(acct model.Account, moods []*model.Mood, records []model.Record) *status.Compared {
+func comparedOf(acct model.Account, moods []*model.Mood, records []model.Record) *reconcile.Summary {
 	rep := reconcile.Compare(acct, moods, nil, records)
 	plan := reconcile.PlanFixes(rep, reconcile.Policy{Missing: reconcile.DecideMissing(reconcile.CauseOperator), MassDeleteLimit: reconcile.DefaultMassDeleteLimit})
-	return status.NewCompared(&reconcile.Outcome{Cause: reconcile.CauseOperator, Report: rep, Plan: plan})
+	return reconcile.Summarize(rep, plan)
 }
 
 func statusMood(n int, user, rkey string, deleted bool) *model.Mood {
@@ -94,7 +94,7 @@ func fixedStatusHealthy() *status.User {
 	acct := model.Account{User: u.User, DID: u.UsersRow.DID}
 	moods := []*model.Mood{statusMood(1, u.User, "3kbbbbbbbbb01", false), statusMood(2, u.User, "3kbbbbbbbbb02", false), statusMood(3, u.User, "", true)}
 	u.Moods = status.CountMoods(moods)
-	u.Drift.Compared = comparedOf(acct, moods, []model.Record{statusRecord("3kbbbbbbbbb01", moods[0]), statusRecord("3kbbbbbbbbb02", moods[1])})
+	u.Drift.Summary = comparedOf(acct, moods, []model.Record{statusRecord("3kbbbbbbbbb01", moods[0]), statusRecord("3kbbbbbbbbb02", moods[1])})
 	return u
 }
 
@@ -112,7 +112,7 @@ func fixedStatusDrift() *status.User {
 	edited := statusRecord("3kaaaaaaaaa01", moods[0])
 	edited.Value.Mood = "edited on the PDS"
 	u.Moods = status.CountMoods(moods)
-	u.Drift.Compared = comparedOf(acct, moods, []model.Record{edited, statusRecord("3kaaaaaaaaa03", moods[2])})
+	u.Drift.Summary = comparedOf(acct, moods, []model.Record{edited, statusRecord("3kaaaaaaaaa03", moods[2])})
 	u.Intents.Pending = &publisher.Pending{
 		Count: 2, Waiting: 5, Scanned: 5, Complete: true,
 		Intents: []publisher.PendingIntent{

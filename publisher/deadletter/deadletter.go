@@ -25,6 +25,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/publisher"
 	"github.com/whistlegraph/moodsync/publisher/intent"
+	"github.com/whistlegraph/moodsync/reconcile/status"
 )
 
 // HeaderTruncated marks a dead letter whose payload was cut to fit (an
@@ -32,24 +33,9 @@ import (
 // sent, so it is never replayed.
 const HeaderTruncated = publisher.HeaderTruncated
 
-// Letter is one dead letter. User, MongoID, Op and DID are read from the
-// payload when it is JSON (empty otherwise).
-type Letter struct {
-	Seq         uint64    `json:"seq"`
-	Time        time.Time `json:"time"`
-	Subject     string    `json:"subject"` // the intent subject it arrived on
-	DeadSubject string    `json:"deadSubject"`
-	Reason      string    `json:"reason"`
-	Op          string    `json:"op"`
-	User        string    `json:"user"`
-	MongoID     string    `json:"mongoId"`
-	DID         string    `json:"did,omitempty"`
-	Deliveries  int       `json:"deliveries"`
-	Truncated   bool      `json:"truncated"`
-
-	// Data is the original payload.
-	Data []byte `json:"-"`
-}
+// Letter is one dead letter, as `moodsync dead` and a user's status show it
+// (the view reconcile/status owns).
+type Letter = status.Letter
 
 // Filter selects dead letters; zero fields select everything.
 type Filter struct {
@@ -68,11 +54,11 @@ func (f Filter) Match(l Letter) bool {
 // ErrNotReplayable is wrapped by Replayable's answers.
 var ErrNotReplayable = errors.New("cannot be replayed")
 
-// Replayable returns nil when replaying the letter may succeed, and why not
+// Replayable returns nil when replaying a letter may succeed, and why not
 // otherwise: a cut payload, no intent subject to publish on, or an intent
 // that is malformed in itself (bad JSON, unknown op, bad id, op not
 // matching the subject), which no fix outside the payload can mend.
-func (l Letter) Replayable() error {
+func Replayable(l Letter) error {
 	switch {
 	case l.Truncated:
 		return fmt.Errorf("%w: the payload was cut when it was dead-lettered (%s)", ErrNotReplayable, HeaderTruncated)
@@ -165,7 +151,7 @@ func replayID(l Letter) string {
 // until JetStream has stored it in the intents stream, and only then
 // deletes the letter. A letter that is not Replayable is refused.
 func (b *Box) Replay(ctx context.Context, l Letter) error {
-	if err := l.Replayable(); err != nil {
+	if err := Replayable(l); err != nil {
 		return err
 	}
 	msg := nats.NewMsg(l.Subject)
@@ -201,4 +187,22 @@ func (b *Box) remove(ctx context.Context, l Letter, what string) error {
 		return nil
 	}
 	return fmt.Errorf("delete %sdead letter %d: %w", what, l.Seq, err)
+}
+
+// Queues reads what waits for one user in JetStream (a status.Queues):
+// their intents by direct get, their dead letters.
+type Queues struct{ JS jetstream.JetStream }
+
+// Pending reads the user's intents not acknowledged yet.
+func (q Queues) Pending(ctx context.Context, user string, scan, keep int) (status.Pending, error) {
+	return publisher.PendingOf(ctx, q.JS, user, scan, keep)
+}
+
+// DeadLetters reads the user's dead letters.
+func (q Queues) DeadLetters(ctx context.Context, user string) ([]Letter, error) {
+	box, err := Open(ctx, q.JS)
+	if err != nil {
+		return nil, err
+	}
+	return box.List(ctx, Filter{User: user})
 }

@@ -170,7 +170,7 @@ func TestListReadsWhatThePublisherDeadLetters(t *testing.T) {
 	// Only the refused login is worth replaying; the rest are malformed.
 	var replayable []string
 	for _, l := range w.list(Filter{}) {
-		if err := l.Replayable(); err == nil {
+		if err := Replayable(l); err == nil {
 			replayable = append(replayable, l.User)
 		} else if !errors.Is(err, ErrNotReplayable) {
 			t.Errorf("letter %d: %v", l.Seq, err)

@@ -5,29 +5,24 @@
 // compare, the user's pending intents and dead letters, and the last
 // firehose event and the last reconcile of the user.
 //
-// Reading a status changes nothing: the compare is the one whole-user
-// reconcile as a dry run, on an engine whose store refuses every write (not
-// even an account status the PDS reports is recorded), and the queues are
-// read by direct get.
+// Reading a status changes nothing, by type: the store and the PDS are
+// given as a reconcile.Reader and a reconcile.RepoReader, which have no
+// writes; the compare is reconcile.Preview, the one whole-user reconcile as
+// a dry run; the queues are read through Queues, which cmd wires to
+// JetStream (read by direct get, nothing taken from them).
 package status
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/whistlegraph/moodsync/publisher"
-	"github.com/whistlegraph/moodsync/publisher/deadletter"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // Store is the Mongo side a status is read from (*mongostore.Store).
 type Store interface {
-	reconcile.Store
+	reconcile.Reader
 	// UsersRow returns what may be shown of a users row, nil without one.
 	UsersRow(ctx context.Context, user string) (*model.UsersRow, error)
 }
@@ -42,15 +37,68 @@ const (
 	DefaultKeep = 10
 )
 
+// Queues reads what waits for one user in moodsync's queues.
+type Queues interface {
+	// Pending reads the user's intents not acknowledged yet, oldest first:
+	// at most scan intents of every user, keeping at most keep of theirs.
+	Pending(ctx context.Context, user string, scan, keep int) (Pending, error)
+	// DeadLetters reads the user's dead letters, oldest first.
+	DeadLetters(ctx context.Context, user string) ([]Letter, error)
+}
+
+// Pending is what the intents stream holds for one user: intents not
+// acknowledged yet, waiting or in flight (the stream is a work queue, so an
+// acknowledged intent is gone).
+type Pending struct {
+	// Count is how many of the intents read name the user.
+	Count int `json:"count"`
+	// Intents are the first of them, oldest first.
+	Intents []PendingIntent `json:"intents"`
+	// Waiting is how many intents the stream holds, every user's.
+	Waiting uint64 `json:"waiting"`
+	// Scanned is how many of them were read; Complete says that was all,
+	// else Count is a lower bound.
+	Scanned  int  `json:"scanned"`
+	Complete bool `json:"complete"`
+}
+
+// PendingIntent is one intent waiting in the stream.
+type PendingIntent struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Subject string    `json:"subject"`
+	Op      string    `json:"op"`
+	MongoID string    `json:"mongoId,omitempty"`
+	Cause   string    `json:"cause,omitempty"`
+}
+
+// Letter is one dead letter: an intent that could not be applied, and why.
+type Letter struct {
+	Seq         uint64    `json:"seq"`
+	Time        time.Time `json:"time"`
+	Subject     string    `json:"subject"` // the intent subject it arrived on
+	DeadSubject string    `json:"deadSubject"`
+	Reason      string    `json:"reason"`
+	Op          string    `json:"op"`
+	User        string    `json:"user"`
+	MongoID     string    `json:"mongoId"`
+	DID         string    `json:"did,omitempty"`
+	Deliveries  int       `json:"deliveries"`
+	Truncated   bool      `json:"truncated"`
+
+	// Data is the original payload.
+	Data []byte `json:"-"`
+}
+
 // Reader reads the status of users.
 type Reader struct {
-	store  Store
-	pds    reconcile.PDS
-	engine *reconcile.Engine
+	store           Store
+	pds             reconcile.RepoReader
+	massDeleteLimit int
 
-	// JS reads the intents and dead letters; nil when NATS could not be
-	// reached, and then NATSErr says why.
-	JS      jetstream.JetStream
+	// Queues reads the intents and dead letters; nil when NATS could not
+	// be reached, and then NATSErr says why.
+	Queues  Queues
 	NATSErr error
 	// Scan and Keep bound the reading of the queues (DefaultScan,
 	// DefaultKeep when zero).
@@ -59,10 +107,8 @@ type Reader struct {
 
 // NewReader returns a reader over store and pds. massDeleteLimit is the
 // daemon's, so the plan shows what its reconcile would hold back.
-func NewReader(store Store, pds reconcile.PDS, massDeleteLimit int, log *slog.Logger) *Reader {
-	e := reconcile.NewEngine(readOnly{store}, pds, log)
-	e.MassDeleteLimit = massDeleteLimit
-	return &Reader{store: store, pds: pds, engine: e}
+func NewReader(store Store, pds reconcile.RepoReader, massDeleteLimit int) *Reader {
+	return &Reader{store: store, pds: pds, massDeleteLimit: massDeleteLimit}
 }
 
 // User is the status of one user. A section that could not be read says
@@ -128,28 +174,15 @@ type Moods struct {
 // Drift is what a fresh compare found, or why there is none.
 type Drift struct {
 	// Error says why the user could not be compared (no account, an
-	// inactive repo, the PDS unreachable); Compared is nil then.
+	// inactive repo, the PDS unreachable); Summary is nil then.
 	Error string `json:"error,omitempty"`
-	*Compared
-}
-
-// Compared is a compare's report and the plan a reconcile would carry out
-// (the shape of `moodsync audit --json` for one user).
-type Compared struct {
-	Drift    int                     `json:"drift"`
-	Notices  int                     `json:"notices"`
-	Mongo    reconcile.MongoCounts   `json:"mongo"`
-	ATProto  reconcile.ATProtoCounts `json:"atproto"`
-	Findings []reconcile.Finding     `json:"findings"`
-	Plan     []reconcile.Fix         `json:"plan"`
-	// Held is how many soft deletes the mass-delete guard would keep back.
-	Held int `json:"held,omitempty"`
+	*reconcile.Summary
 }
 
 // Intents are the user's pending intents, or why they could not be read.
 type Intents struct {
 	Error string `json:"error,omitempty"`
-	*publisher.Pending
+	*Pending
 }
 
 // DeadLetters are the user's dead letters, or why they could not be read.
@@ -157,7 +190,7 @@ type DeadLetters struct {
 	Error string `json:"error,omitempty"`
 	Count int    `json:"count"`
 	// Letters are the oldest of them.
-	Letters []deadletter.Letter `json:"letters"`
+	Letters []Letter `json:"letters"`
 }
 
 // Known reports whether moodsync knows anything of the user at all.
@@ -245,21 +278,11 @@ func CountMoods(moods []*model.Mood) Moods {
 }
 
 func (r *Reader) drift(ctx context.Context, user string) Drift {
-	out, err := r.engine.ReconcileUser(ctx, user, reconcile.CauseOperator, reconcile.ReconcileOptions{DryRun: true})
+	out, err := reconcile.Preview(ctx, r.store, r.pds, user, reconcile.CauseOperator, r.massDeleteLimit)
 	if err != nil {
 		return Drift{Error: err.Error()}
 	}
-	return Drift{Compared: NewCompared(out)}
-}
-
-// NewCompared is the drift section of a dry-run reconcile's outcome.
-func NewCompared(out *reconcile.Outcome) *Compared {
-	rep := out.Report
-	return &Compared{
-		Drift: rep.Drift(), Notices: len(rep.Findings) - rep.Drift(),
-		Mongo: rep.Mongo, ATProto: rep.ATProto, Findings: rep.Findings,
-		Plan: append([]reconcile.Fix{}, out.Plan.Fixes...), Held: len(out.Plan.Held),
-	}
+	return Drift{Summary: reconcile.Summarize(out.Report, out.Plan)}
 }
 
 func (r *Reader) bounds() (scan, keep int) {
@@ -281,11 +304,11 @@ func (r *Reader) natsErr() string {
 }
 
 func (r *Reader) intents(ctx context.Context, user string) Intents {
-	if r.JS == nil {
+	if r.Queues == nil {
 		return Intents{Error: r.natsErr()}
 	}
 	scan, keep := r.bounds()
-	p, err := publisher.PendingOf(ctx, r.JS, user, scan, keep)
+	p, err := r.Queues.Pending(ctx, user, scan, keep)
 	if err != nil {
 		return Intents{Error: err.Error()}
 	}
@@ -293,50 +316,18 @@ func (r *Reader) intents(ctx context.Context, user string) Intents {
 }
 
 func (r *Reader) deadLetters(ctx context.Context, user string) DeadLetters {
-	if r.JS == nil {
-		return DeadLetters{Error: r.natsErr(), Letters: []deadletter.Letter{}}
+	out := DeadLetters{Letters: []Letter{}}
+	if r.Queues == nil {
+		out.Error = r.natsErr()
+		return out
 	}
-	out := DeadLetters{Letters: []deadletter.Letter{}}
-	box, err := deadletter.Open(ctx, r.JS)
-	if err == nil {
-		var letters []deadletter.Letter
-		if letters, err = box.List(ctx, deadletter.Filter{User: user}); err == nil {
-			_, keep := r.bounds()
-			out.Count = len(letters)
-			out.Letters = append(out.Letters, letters[:min(keep, len(letters))]...)
-			return out
-		}
+	letters, err := r.Queues.DeadLetters(ctx, user)
+	if err != nil {
+		out.Error = err.Error()
+		return out
 	}
-	out.Error = err.Error()
+	_, keep := r.bounds()
+	out.Count = len(letters)
+	out.Letters = append(out.Letters, letters[:min(keep, len(letters))]...)
 	return out
-}
-
-// errReadOnly is what readOnly answers to a write.
-var errReadOnly = errors.New("status: read only")
-
-// readOnly is a store on which the engine can compare and plan but change
-// nothing. A status that learns an account is inactive does not record it
-// either: that is the daemon's to do.
-type readOnly struct{ reconcile.Store }
-
-func (readOnly) Bind(context.Context, string, string, string) (bool, error) {
-	return false, errReadOnly
-}
-func (readOnly) SetStatus(context.Context, string, string, string) error { return nil }
-func (readOnly) NoteReconcile(context.Context, string, model.ReconcileMark) error {
-	return errReadOnly
-}
-func (readOnly) SetRkey(context.Context, string, string) (bool, error) { return false, errReadOnly }
-func (readOnly) ClearRkey(context.Context, string, string) (bool, error) {
-	return false, errReadOnly
-}
-func (readOnly) SoftDeleteByRkey(context.Context, string, string) (bool, error) {
-	return false, errReadOnly
-}
-func (readOnly) SwapRkey(context.Context, string, string, string) (bool, error) {
-	return false, errReadOnly
-}
-func (readOnly) ClearUserRkeys(context.Context, string) (int64, error) { return 0, errReadOnly }
-func (readOnly) DeleteUserMoods(context.Context, string) (int64, error) {
-	return 0, errReadOnly
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/publisher"
+	"github.com/whistlegraph/moodsync/publisher/deadletter"
 	"github.com/whistlegraph/moodsync/publisher/intent"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
@@ -77,8 +78,8 @@ func (w *world) mood(text, rkey string, deleted, onPDS bool) string {
 }
 
 func (w *world) reader() *status.Reader {
-	r := status.NewReader(w.store, w.pds, 0, nil)
-	r.JS = w.js
+	r := status.NewReader(w.store, w.pds, 0)
+	r.Queues = deadletter.Queues{JS: w.js}
 	return r
 }
 
@@ -138,8 +139,8 @@ func TestStatusOfAUserWithDrift(t *testing.T) {
 	if want := (status.Moods{Total: 4, LiveSynced: 1, LiveNotSynced: 1, SoftDeletedWithRkey: 1, SoftDeletedWithoutRkey: 1}); u.Moods != want {
 		t.Errorf("moods %+v, want %+v", u.Moods, want)
 	}
-	if u.Drift.Compared == nil || u.Drift.Drift != 2 || u.Drift.Notices != 0 || len(u.Drift.Plan) != 3 {
-		t.Errorf("drift %+v (%+v)", u.Drift, u.Drift.Compared)
+	if u.Drift.Summary == nil || u.Drift.Drift != 2 || u.Drift.Notices != 0 || len(u.Drift.Plan) != 3 {
+		t.Errorf("drift %+v (%+v)", u.Drift, u.Drift.Summary)
 	}
 	if u.Intents.Pending == nil || u.Intents.Count != 1 || u.Intents.Waiting != 2 || u.Intents.Intents[0].MongoID != notSynced {
 		t.Errorf("intents %+v (%+v)", u.Intents, u.Intents.Pending)
@@ -181,8 +182,8 @@ func TestStatusChangesNothing(t *testing.T) {
 	if u.Binding != nil {
 		t.Fatalf("binding %+v before any reconcile", u.Binding)
 	}
-	if u.Drift.Compared == nil || u.Drift.Drift != 1 || u.Drift.Plan[0].Kind != reconcile.FixSoftDelete {
-		t.Fatalf("drift %+v", u.Drift.Compared)
+	if u.Drift.Summary == nil || u.Drift.Drift != 1 || u.Drift.Plan[0].Kind != reconcile.FixSoftDelete {
+		t.Fatalf("drift %+v", u.Drift.Summary)
 	}
 	if b, _ := w.store.Binding(ctx, alice); b != nil {
 		t.Fatalf("a status bound the user: %+v", b)
@@ -196,7 +197,7 @@ func TestStatusChangesNothing(t *testing.T) {
 	if u.PDS == nil || u.PDS.Active || u.PDS.Status != model.StatusDeactivated {
 		t.Errorf("PDS %+v", u.PDS)
 	}
-	if u.Drift.Compared != nil || !strings.Contains(u.Drift.Error, "deactivated") {
+	if u.Drift.Summary != nil || !strings.Contains(u.Drift.Error, "deactivated") {
 		t.Errorf("drift of a deactivated repo: %+v", u.Drift)
 	}
 	b, err := w.store.Binding(ctx, alice)
@@ -224,7 +225,7 @@ func TestStatusOfNobodyAndWithoutNATS(t *testing.T) {
 	if u := w.read(w.reader(), "auth0|nobody"); u.Known() || u.UsersRow != nil || u.PDS != nil || u.Drift.Error == "" {
 		t.Fatalf("nobody: %+v", u)
 	}
-	r := status.NewReader(w.store, w.pds, 0, nil)
+	r := status.NewReader(w.store, w.pds, 0)
 	r.NATSErr = context.DeadlineExceeded
 	u := w.read(r, alice)
 	if !strings.Contains(u.Intents.Error, "NATS") || !strings.Contains(u.DeadLetters.Error, "NATS") || u.UsersRow == nil {
