@@ -22,7 +22,23 @@ const (
 	// HeaderTruncated, when present, is the size in bytes of an intent
 	// whose payload was cut to fit the dead letter.
 	HeaderTruncated = "Moodsync-Truncated"
+	// HeaderAskedAt is when an intent was first published (RFC 3339): a
+	// dead letter keeps it, and its replay carries it, so a purge replayed
+	// later still erases only what existed when it was asked.
+	HeaderAskedAt = "Moodsync-Asked-At"
 )
+
+// askedAt is when the intent was first asked for: its HeaderAskedAt (a
+// replayed dead letter), else when JetStream stored it, else now.
+func askedAt(msg jetstream.Msg) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, msg.Headers().Get(HeaderAskedAt)); err == nil {
+		return t
+	}
+	if md, err := msg.Metadata(); err == nil {
+		return md.Timestamp
+	}
+	return time.Now()
+}
 
 // MaxReasonLen bounds the reason header, in bytes.
 const MaxReasonLen = 1024
@@ -41,6 +57,7 @@ func (p *Publisher) deadLetter(ctx context.Context, it item, reason string) erro
 	msg := nats.NewMsg(intent.DeadPrefix + kind)
 	msg.Header.Set(HeaderReason, reason)
 	msg.Header.Set(HeaderSubject, headerText(it.msg.Subject(), MaxReasonLen))
+	msg.Header.Set(HeaderAskedAt, askedAt(it.msg).UTC().Format(time.RFC3339Nano))
 	if md, err := it.msg.Metadata(); err == nil {
 		msg.Header.Set(HeaderDeliveries, strconv.FormatUint(md.NumDelivered, 10))
 		msg.Header.Set(jetstream.MsgIDHeader, "moodsync-dead:"+md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))

@@ -26,7 +26,7 @@ import (
 type Engine interface {
 	SyncMoods(ctx context.Context, user string, ids []string) map[string]error
 	ReconcileUser(ctx context.Context, user string, cause reconcile.Cause, o reconcile.ReconcileOptions) (*reconcile.Outcome, error)
-	Purge(ctx context.Context, user, did string) error
+	Purge(ctx context.Context, user, did string, asOf time.Time) error
 }
 
 // Config tunes the publisher. Zero values take the defaults.
@@ -229,7 +229,7 @@ func (p *Publisher) handleUser(ctx context.Context, user string, items []item) {
 	for len(items) > 0 {
 		switch items[0].intent.Op {
 		case intent.OpPurge:
-			p.settle(ctx, items[0], p.engine.Purge(ctx, user, items[0].intent.DID))
+			p.settle(ctx, items[0], p.engine.Purge(ctx, user, items[0].intent.DID, askedAt(items[0].msg)))
 			items = items[1:]
 		case intent.OpReconcile:
 			// Reconciles of one user queued together (a gap and a sweep,

@@ -17,19 +17,19 @@ import (
 // into its repo: the users row exists and names a DID no other row claims,
 // the user is bound to that DID (a changed DID is rebound first: rebound
 // reports it), and the account is not known to be inactive.
-func (e *Engine) subject(ctx context.Context, user string) (acct *model.Account, rebound bool, err error) {
-	acct, b, err := e.gate(ctx, e.Store, user)
+func (e *Engine) subject(ctx context.Context, user string) (acct *model.Account, b *model.Binding, rebound bool, err error) {
+	acct, b, err = e.gate(ctx, e.Store, user)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	switch {
 	case b == nil:
 		if _, err := e.Store.Bind(ctx, user, acct.DID, ""); err != nil {
-			return nil, false, fmt.Errorf("bind %s to %s: %w", user, acct.DID, err)
+			return nil, nil, false, fmt.Errorf("bind %s to %s: %w", user, acct.DID, err)
 		}
 	case b.DID != acct.DID:
 		if err := e.rebind(ctx, user, b.DID, acct.DID); err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 		rebound = true
 	case b.Inactive():
@@ -37,16 +37,16 @@ func (e *Engine) subject(ctx context.Context, user string) (acct *model.Account,
 		// back may have been missed.
 		st, err := e.PDS.RepoStatus(ctx, acct.DID)
 		if err != nil {
-			return nil, false, fmt.Errorf("repo status of %s: %w", acct.DID, err)
+			return nil, nil, false, fmt.Errorf("repo status of %s: %w", acct.DID, err)
 		}
 		if !st.Active {
-			return nil, false, model.Inactive(acct.DID, st.Status)
+			return nil, nil, false, model.Inactive(acct.DID, st.Status)
 		}
 		if err := e.Store.SetStatus(ctx, user, acct.DID, model.StatusActive); err != nil {
-			return nil, false, fmt.Errorf("record status of %s: %w", user, err)
+			return nil, nil, false, fmt.Errorf("record status of %s: %w", user, err)
 		}
 	}
-	return acct, rebound, nil
+	return acct, b, rebound, nil
 }
 
 // checkOneUser refuses a DID that more than one users row claims: writing

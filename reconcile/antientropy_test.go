@@ -61,7 +61,8 @@ func newDriftFixture(t *testing.T) *driftFixture {
 }
 
 // TestReconcileUserConverges carries out a whole-user reconcile on the
-// fakes: after it only the notices are left, the spoofed and invalid
+// fakes: after it only the notices and the lost mood are left (its record,
+// whose document is gone, is kept for restore), the spoofed and invalid
 // records are untouched, and a second reconcile finds nothing to do.
 func TestReconcileUserConverges(t *testing.T) {
 	f := newDriftFixture(t)
@@ -83,7 +84,7 @@ func TestReconcileUserConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Report.Drift() != 0 || len(after.Plan.Fixes) != 0 {
+	if after.Report.Drift() != 1 || len(after.Report.Of(reconcile.ClassLost)) != 1 || len(after.Plan.Fixes) != 0 {
 		t.Fatalf("drift after repair: %+v", after.Report.Findings)
 	}
 	if len(after.Report.Of(reconcile.ClassSpoof)) != 1 || len(after.Report.Of(reconcile.ClassInvalid)) != 1 {
@@ -104,7 +105,7 @@ func TestReconcileUserConverges(t *testing.T) {
 			t.Errorf("mood %s after repair: %+v", name, m)
 		}
 	}
-	for rkey, want := range map[string]bool{"3kaaaaaaaaa04": false, "3kaaaaaaaaa05": false, "3kaaaaaaaaa07": false, "3kaaaaaaaaa14": false, "3kaaaaaaaaa12": true, "3kaaaaaaaaa13": true} {
+	for rkey, want := range map[string]bool{"3kaaaaaaaaa04": false, "3kaaaaaaaaa05": false, "3kaaaaaaaaa07": false, "3kaaaaaaaaa14": true, "3kaaaaaaaaa12": true, "3kaaaaaaaaa13": true} {
 		if f.pds.Has(f.acct.DID, rkey) != want {
 			t.Errorf("record %s exists: %v, want %v", rkey, !want, want)
 		}
@@ -131,8 +132,8 @@ func TestReconcileKeepOrphans(t *testing.T) {
 			skipped++
 		}
 	}
-	if skipped != 4 { // three orphans and the pointer of the half-deleted mood
-		t.Errorf("%d fixes skipped, want 4", skipped)
+	if skipped != 3 { // two orphans and the pointer of the half-deleted mood
+		t.Errorf("%d fixes skipped, want 3", skipped)
 	}
 	if !f.pds.Has(f.acct.DID, "3kaaaaaaaaa05") || f.store.Mood(f.ids["half-deleted"]).Rkey != "3kaaaaaaaaa05" {
 		t.Error("kept orphan or its pointer removed")

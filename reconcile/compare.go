@@ -33,7 +33,8 @@ type Finding struct {
 	// taken says a stale rkey names a record of another mood: no engine
 	// rule resolves that safely, so it is left to an operator.
 	taken bool
-	// mood is the not-synced mood, for the record backfill would write.
+	// mood is the not-synced mood, for the record backfill would write, or
+	// the mood whose record is gone (its when decides a rewrite).
 	mood *model.Mood
 }
 
@@ -199,7 +200,7 @@ func Compare(acct model.Account, moods []*model.Mood, others map[string]*model.M
 			r.add(Finding{Class: ClassStaleRkey, MoodID: m.ID, Rkey: m.Rkey, Keep: kept.Rkey,
 				Detail: "record is gone; another record of this mood is adopted", value: &kept.Value})
 		default:
-			f := Finding{Class: ClassStaleRkey, MoodID: m.ID, Rkey: m.Rkey, Detail: "record is gone"}
+			f := Finding{Class: ClassStaleRkey, MoodID: m.ID, Rkey: m.Rkey, Detail: "record is gone", mood: m}
 			if stored != nil {
 				f.Detail, f.taken = "record holds another mood; left for an operator", true
 			}

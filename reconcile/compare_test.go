@@ -82,9 +82,10 @@ func TestCompare(t *testing.T) {
 			cleanup: []string{"delete-orphan 1 3kaaaaaaaaa11", "clear 1 3kaaaaaaaaa11"},
 		},
 		{
-			name: "orphan: mood missing", records: []model.Record{cmpRec("3kaaaaaaaaa11", 1)},
-			want:    []string{"orphan 1 3kaaaaaaaaa11"},
-			cleanup: []string{"delete-orphan 1 3kaaaaaaaaa11"},
+			// A record whose document is gone may be the only copy left
+			// (Mongo restored from a backup): kept, never cleaned up.
+			name: "lost: mood missing", records: []model.Record{cmpRec("3kaaaaaaaaa11", 1)},
+			want: []string{"lost 1 3kaaaaaaaaa11"},
 		},
 		{
 			name: "duplicate of a synced mood", moods: []*model.Mood{cmpMood(1, "3kbbbbbbbbb22", false)},
@@ -165,7 +166,7 @@ func TestCompare(t *testing.T) {
 					t.Errorf("%s fix of %s carries no record", f.Kind, f.Rkey)
 				}
 			}
-			if n := r.ATProto.Matched + r.ATProto.Orphaned + r.ATProto.Duplicate + r.ATProto.Spoofed + r.ATProto.Invalid; n != r.ATProto.Records {
+			if n := r.ATProto.Matched + r.ATProto.Orphaned + r.ATProto.Lost + r.ATProto.Duplicate + r.ATProto.Spoofed + r.ATProto.Invalid; n != r.ATProto.Records {
 				t.Errorf("record classes add up to %d of %d records: %+v", n, r.ATProto.Records, r.ATProto)
 			}
 			if n := r.Mongo.Synced + r.Mongo.NotSynced + r.Mongo.Unlinked + r.Mongo.StaleRkey; n != r.Mongo.Live {
@@ -223,12 +224,12 @@ func TestPlanFixesByCause(t *testing.T) {
 		wantHeld  int
 		moodCount int
 	}{
-		{"gap over the guard: none soft-deleted", Policy{Missing: DecideMissing(CauseGap), MassDeleteLimit: 10}, map[FixKind]int{}, 12, 12},
-		{"operator allows it", Policy{Missing: DecideMissing(CauseOperator), MassDeleteLimit: 10, AllowMassDelete: true}, map[FixKind]int{FixSoftDelete: 12}, 0, 12},
-		{"within the guard", Policy{Missing: DecideMissing(CausePeriodic), MassDeleteLimit: 12}, map[FixKind]int{FixSoftDelete: 12}, 0, 12},
-		{"restored PDS: rewritten", Policy{Missing: DecideMissing(CauseFutureCursor), MassDeleteLimit: 10}, map[FixKind]int{FixRewrite: 12}, 0, 12},
-		{"changed DID: rewritten", Policy{Missing: DecideMissing(CauseDIDChanged), MassDeleteLimit: 10}, map[FixKind]int{FixRewrite: 12}, 0, 12},
-		{"cleanup writes nothing", Policy{Missing: MissingRewrite, MassDeleteLimit: 10, Scope: ScopeCleanup}, map[FixKind]int{}, 0, 12},
+		{"gap over the guard: none soft-deleted", Policy{Cause: CauseGap, MassDeleteLimit: 10}, map[FixKind]int{}, 12, 12},
+		{"operator allows it", Policy{Cause: CauseOperator, MassDeleteLimit: 10, AllowMassDelete: true}, map[FixKind]int{FixSoftDelete: 12}, 0, 12},
+		{"within the guard", Policy{Cause: CausePeriodic, MassDeleteLimit: 12}, map[FixKind]int{FixSoftDelete: 12}, 0, 12},
+		{"restored PDS: rewritten", Policy{Cause: CauseFutureCursor, MassDeleteLimit: 10}, map[FixKind]int{FixRewrite: 12}, 0, 12},
+		{"changed DID: rewritten", Policy{Cause: CauseDIDChanged, MassDeleteLimit: 10}, map[FixKind]int{FixRewrite: 12}, 0, 12},
+		{"cleanup writes nothing", Policy{Cause: CauseFutureCursor, MassDeleteLimit: 10, Scope: ScopeCleanup}, map[FixKind]int{}, 0, 12},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

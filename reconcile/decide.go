@@ -1,6 +1,12 @@
 package reconcile
 
-import "github.com/whistlegraph/moodsync/reconcile/model"
+import (
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/whistlegraph/moodsync/reconcile/model"
+)
 
 // This file holds the decision tables of DESIGN.md as pure functions.
 // Nothing here does I/O; engine.go carries decisions out.
@@ -63,7 +69,8 @@ func DecideUpsert(owner string, op Upsert, mood *model.Mood) Class {
 		return ClassInvalid
 	}
 	if mood == nil {
-		return ClassOrphan
+		// No document: the record may be the only copy of the mood left.
+		return ClassLost
 	}
 	if mood.Malformed != "" {
 		return ClassMalformed
@@ -231,6 +238,24 @@ func StrongestCause(causes []string) Cause {
 		}
 	}
 	return best
+}
+
+// DecideMissingRecord is what a whole-user pass does with one live mood
+// whose stored rkey names no record in the repo. A repo known to have lost
+// records — by the pass's cause (DecideMissing), or because the user owes a
+// rewrite since such a cause (owed) — gets the record written again. So
+// does a repo whose newest commit (repoRev, a TID) is older than the mood
+// itself: no commit after the record was written exists, so nobody deleted
+// it; the repo went back in time (a PDS restored from a backup, whatever
+// the firehose said). Otherwise the record was deleted on the PDS.
+func DecideMissingRecord(cause Cause, owed bool, repoRev string, moodWhen time.Time) MissingAction {
+	if owed || DecideMissing(cause) == MissingRewrite {
+		return MissingRewrite
+	}
+	if rev, err := syntax.ParseTID(repoRev); err == nil && !moodWhen.IsZero() && rev.Time().Before(moodWhen) {
+		return MissingRewrite
+	}
+	return MissingSoftDelete
 }
 
 // DefaultMassDeleteLimit is how many of one user's moods a whole-user pass

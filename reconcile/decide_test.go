@@ -33,7 +33,7 @@ func TestDecideUpsert(t *testing.T) {
 		{"ref to another user's deleted mood: still spoof", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: other, Deleted: true}, ClassSpoof},
 		{"ref to soft-deleted mood: orphan", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: owner, Deleted: true}, ClassOrphan},
 		{"ref to soft-deleted mood still holding the rkey: orphan", Upsert{Rkey: "r1", Value: rec(moodHex)}, &model.Mood{ID: moodHex, User: owner, Deleted: true, Rkey: "r1"}, ClassOrphan},
-		{"ref to hard-deleted mood: orphan", Upsert{Rkey: "r1", Value: rec(moodHex)}, nil, ClassOrphan},
+		{"ref to no document: lost (kept: maybe the only copy)", Upsert{Rkey: "r1", Value: rec(moodHex)}, nil, ClassLost},
 		{"undecodable record: invalid", Upsert{Rkey: "r1", Invalid: "not CBOR"}, live(""), ClassInvalid},
 		{"flagged invalid though decoded: invalid", Upsert{Rkey: "r1", Value: rec(moodHex), Invalid: "mood longer than 5000 characters"}, live(""), ClassInvalid},
 	}

@@ -12,6 +12,7 @@ package reconcile
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
@@ -72,8 +73,18 @@ type Writer interface {
 	SwapRkey(ctx context.Context, id, from, to string) (bool, error)
 	// ClearUserRkeys unsets atproto on every mood of a user.
 	ClearUserRkeys(ctx context.Context, user string) (int64, error)
-	// DeleteUserMoods hard-deletes every mood of a user.
-	DeleteUserMoods(ctx context.Context, user string) (int64, error)
+	// DeleteUserMoods hard-deletes the moods of a user created (by their
+	// ObjectID's time) up to upTo; every mood when upTo is zero.
+	DeleteUserMoods(ctx context.Context, user string, upTo time.Time) (int64, error)
+	// InsertMood inserts a mood only where no document with its id exists
+	// (restore): false when one does. It never overwrites.
+	InsertMood(ctx context.Context, m model.Mood) (bool, error)
+	// SetErased records the purge tombstone on user's binding (bound to
+	// did when never bound).
+	SetErased(ctx context.Context, user, did string, at time.Time) error
+	// SetRewriteOwed records whether user's repo owes a rewrite of the
+	// records it lost.
+	SetRewriteOwed(ctx context.Context, user string, owed bool) error
 }
 
 // MaxBatch is the most writes the PDS accepts in one applyWrites call.

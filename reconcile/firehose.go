@@ -21,6 +21,8 @@ type Option func(*options)
 type options struct {
 	keepOrphans bool
 	inOrder     bool
+	// binding is the user's binding when the caller read it.
+	binding *model.Binding
 }
 
 // KeepOrphans turns off the orphan policy: records whose mood is
@@ -57,6 +59,8 @@ func (e *Engine) verdict(v Class, acct model.Account, rkey, moodID, why string) 
 		e.Log.Debug("firehose op", args...)
 	case ClassSpoof, ClassInvalid, ClassMalformed:
 		e.Log.Warn("firehose op skipped", args...)
+	case ClassLost:
+		e.Log.Warn("record of a lost mood (no document in MongoDB)", args...)
 	default:
 		e.Log.Info("firehose op applied", args...)
 	}
@@ -67,7 +71,30 @@ func (e *Engine) verdict(v Class, acct model.Account, rkey, moodID, why string) 
 // applied: permanent ones cannot be, others should be retried.
 func (e *Engine) ApplyUpsert(ctx context.Context, acct model.Account, op Upsert, opts ...Option) (Class, error) {
 	defer e.lockUser(acct.User)()
-	return e.applyUpsert(ctx, acct, op, nil, buildOptions(opts))
+	o := buildOptions(opts)
+	b, here, err := e.boundHere(ctx, acct)
+	if err != nil || !here {
+		return ClassIgnored, err
+	}
+	o.binding = b
+	return e.applyUpsert(ctx, acct, op, nil, o)
+}
+
+// boundHere reads the user's binding and reports whether an op of acct's
+// repo is the user's: a user bound to another DID by now (their users row
+// moved to a new repo) is not touched by the old repo's ops, whatever the
+// caller's map of DIDs still says.
+func (e *Engine) boundHere(ctx context.Context, acct model.Account) (*model.Binding, bool, error) {
+	b, err := e.Store.Binding(ctx, acct.User)
+	if err != nil {
+		return nil, false, fmt.Errorf("read binding of %s: %w", acct.User, err)
+	}
+	if b != nil && b.DID != acct.DID {
+		e.observe("op_of_old_repo_ignored", 1)
+		e.Log.Info("firehose op of a repo the user is no longer bound to: ignored", "user", acct.User, "did", acct.DID, "bound_to", b.DID)
+		return b, false, nil
+	}
+	return b, true, nil
 }
 
 // applyUpsert is ApplyUpsert under the user's lock. known, when not nil, is
@@ -137,6 +164,25 @@ func (e *Engine) carryOutUpsert(ctx context.Context, acct model.Account, op Upse
 		if err := e.deleteRecordOf(ctx, acct.DID, op.Rkey, id); err != nil {
 			return false, err
 		}
+	case ClassLost:
+		// The record may be the only copy of the mood left (Mongo restored
+		// from a backup): kept and reported, for restore; deleted only when
+		// a purge erased the mood.
+		b := o.binding
+		if b == nil {
+			if b, err = e.Store.Binding(ctx, acct.User); err != nil {
+				return false, fmt.Errorf("read binding of %s: %w", acct.User, err)
+			}
+		}
+		if !b.ErasedMood(id) {
+			e.verdict(v, acct, op.Rkey, id, "kept: no document in MongoDB; moodsync restore brings it back")
+			return true, nil
+		}
+		if err := e.deleteRecordOf(ctx, acct.DID, op.Rkey, id); err != nil {
+			return false, err
+		}
+		e.verdict(v, acct, op.Rkey, id, "deleted: the user was erased by a purge")
+		return true, nil
 	case ClassOrphan:
 		if o.keepOrphans {
 			e.verdict(v, acct, op.Rkey, id, "kept: orphan policy off")
@@ -204,6 +250,9 @@ func (e *Engine) deleteRecordOf(ctx context.Context, did, rkey, moodID string) e
 // record written again changes nothing).
 func (e *Engine) ApplyDelete(ctx context.Context, acct model.Account, rkey string, opts ...Option) (Class, error) {
 	defer e.lockUser(acct.User)()
+	if _, here, err := e.boundHere(ctx, acct); err != nil || !here {
+		return ClassIgnored, err
+	}
 	return e.applyDelete(ctx, acct, rkey, !buildOptions(opts).inOrder)
 }
 

@@ -149,16 +149,41 @@ func TestApplyUpsertOrphanPolicy(t *testing.T) {
 	if p.pds.Has(aDID, "r1") {
 		t.Fatal("orphan not deleted")
 	}
-	// Hard-deleted mood: orphan too.
+	// No document at all: a lost mood, whose record is kept (it may be
+	// the only copy left), orphan policy or not.
 	op = p.write(aDID, "r2", mood2)
-	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassOrphan)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassLost)
+	if !p.pds.Has(aDID, "r2") {
+		t.Fatal("the record of a lost mood was deleted")
+	}
+}
+
+// TestApplyUpsertLostOfAnErasedUser: after a purge, a record naming a mood
+// the purge erased (a deactivated repo coming back) is deleted; one naming
+// a mood created after the purge is kept.
+func TestApplyUpsertLostOfAnErasedUser(t *testing.T) {
+	p := newParts()
+	ctx := context.Background()
+	erasedAt, _ := model.IDTime(mood2)
+	if err := p.store.SetErased(ctx, alice, aDID, erasedAt); err != nil {
+		t.Fatal(err)
+	}
+	op := p.write(aDID, "r2", mood2)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassLost)
 	if p.pds.Has(aDID, "r2") {
-		t.Fatal("orphan of a hard-deleted mood not deleted")
+		t.Fatal("the record of an erased mood was kept")
+	}
+	later := "7f0f1f77bcf86cd799439022" // an ObjectID made long after the purge
+	op = p.write(aDID, "r3", later)
+	expect(t, p.upsert(t, aliceAcct, op), reconcile.ClassLost)
+	if !p.pds.Has(aDID, "r3") {
+		t.Fatal("the record of a mood created after the purge was deleted")
 	}
 }
 
 func TestApplyUpsertOrphanRewrittenIsNotDeleted(t *testing.T) {
 	p := newParts()
+	p.store.PutMood(model.Mood{ID: mood1, User: alice, Deleted: true})
 	p.live(mood2, alice, "r1")
 	op := p.write(aDID, "r1", mood1) // the event: r1 named mood1, now gone
 	p.write(aDID, "r1", mood2)       // since rewritten for mood2
@@ -258,8 +283,9 @@ func TestApplyDelete(t *testing.T) {
 }
 
 // TestReconcileUser: one whole-user reconcile repairs every finding by its
-// rule (oldest record kept, orphan and duplicate deleted, the spoof and the
-// invalid record left alone), and a second finds nothing to do.
+// rule (oldest record kept, orphan and duplicate deleted, the lost mood's
+// record, the spoof and the invalid record left alone), and a second finds
+// nothing to do.
 func TestReconcileUser(t *testing.T) {
 	p := newParts()
 	const (
@@ -269,6 +295,7 @@ func TestReconcileUser(t *testing.T) {
 		confirmed = "507f1f77bcf86cd799439004"
 		gone      = "507f1f77bcf86cd799439005"
 		bobs      = "507f1f77bcf86cd799439006"
+		orphaned  = "507f1f77bcf86cd799439007"
 	)
 	p.live(repaired, alice, "")
 	p.write(aDID, "a1", repaired)
@@ -277,7 +304,9 @@ func TestReconcileUser(t *testing.T) {
 	p.store.PutMood(model.Mood{ID: cleared, User: alice, Deleted: true, Rkey: "c1"})
 	p.live(confirmed, alice, "k1")
 	p.write(aDID, "k1", confirmed)
-	p.write(aDID, "o1", gone) // orphan
+	p.write(aDID, "o1", gone) // lost: kept
+	p.store.PutMood(model.Mood{ID: orphaned, User: alice, Deleted: true})
+	p.write(aDID, "o2", orphaned) // orphan
 	p.live(bobs, bob, "")
 	p.write(aDID, "x1", bobs) // spoof
 	p.pds.Put(aDID, model.Record{Rkey: "i1", Invalid: "record fields have the wrong types"})
@@ -310,8 +339,8 @@ func TestReconcileUser(t *testing.T) {
 		t.Errorf("bob's mood touched: %+v", m)
 	}
 	slices.Sort(p.pds.Deleted)
-	if !slices.Equal(p.pds.Deleted, []string{"a2", "o1"}) {
-		t.Errorf("deleted records %v, want [a2 o1]", p.pds.Deleted)
+	if !slices.Equal(p.pds.Deleted, []string{"a2", "o2"}) {
+		t.Errorf("deleted records %v, want [a2 o2] (o1, a lost mood's, kept)", p.pds.Deleted)
 	}
 	if p.pds.Exports != 1 {
 		t.Errorf("%d repo exports, want 1", p.pds.Exports)

@@ -226,7 +226,7 @@ func TestPurgeAuthorisedByBinding(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.engine.Purge(ctx, bob, aDID); !model.IsPermanent(err) {
+	if err := p.engine.Purge(ctx, bob, aDID, time.Time{}); !model.IsPermanent(err) {
 		t.Fatalf("purge of bob naming alice's DID: %v", err)
 	}
 	if recs, _ := p.pds.ListRecords(ctx, aDID); len(recs) != 2 {
@@ -236,7 +236,7 @@ func TestPurgeAuthorisedByBinding(t *testing.T) {
 		t.Fatal("bob's moods deleted")
 	}
 	p.store.PutAccount(model.Account{User: alice}) // the users row lost its DID
-	if err := p.engine.Purge(ctx, alice, aDID); err != nil {
+	if err := p.engine.Purge(ctx, alice, aDID, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if recs, _ := p.pds.ListRecords(ctx, aDID); len(recs) != 0 {

@@ -9,6 +9,7 @@ package reconcile
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
@@ -154,15 +155,23 @@ func (s Scope) Includes(k FixKind) bool {
 
 // Policy is how a plan treats what a compare found.
 type Policy struct {
-	// Missing is what a live mood gets whose stored rkey names no record.
-	Missing MissingAction
-	// MassDeleteLimit bounds the soft deletes of Missing (see
+	// Cause is why the user is compared; RewriteOwed says the user owes a
+	// rewrite since an earlier pass; RepoRev is the repo's newest commit
+	// as asked before it was read. With the mood's when they decide what a
+	// live mood gets whose stored rkey names no record
+	// (DecideMissingRecord).
+	Cause       Cause
+	RewriteOwed bool
+	RepoRev     string
+	// MassDeleteLimit bounds the soft deletes of missing records (see
 	// MassDeleteGuard); AllowMassDelete lifts it.
 	MassDeleteLimit int
 	AllowMassDelete bool
-	// Lost is what a lost mood's record gets (DecideLost).
-	Lost  LostAction
-	Scope Scope
+	// Lost is what an operator asks for lost moods' records; Erased is
+	// when a purge erased the user (zero: never). DecideLost decides.
+	Lost   LostAction
+	Erased time.Time
+	Scope  Scope
 }
 
 // Plan is the fixes for one user, in the order they must run.
@@ -199,7 +208,7 @@ func (pl *planner) staleRkey(f Finding) {
 		// Another mood's record holds the key: left for an operator.
 	case f.deleted:
 		pl.last = append(pl.last, Fix{Kind: FixClear, MoodID: f.MoodID, Rkey: f.Rkey})
-	case pl.p.Missing == MissingRewrite:
+	case f.mood != nil && DecideMissingRecord(pl.p.Cause, pl.p.RewriteOwed, pl.p.RepoRev, f.mood.When) == MissingRewrite:
 		// The fix clears the stale rkey; the record is written with the
 		// creates.
 		pl.last = append(pl.last, Fix{Kind: FixRewrite, MoodID: f.MoodID, Rkey: f.Rkey})
@@ -218,7 +227,7 @@ func (pl *planner) orphan(f Finding) {
 }
 
 func (pl *planner) lost(f Finding) {
-	switch pl.p.Lost {
+	switch DecideLost(model.ErasedBy(pl.p.Erased, f.MoodID), pl.p.Lost) {
 	case LostDelete:
 		pl.deletes = append(pl.deletes, Fix{Kind: FixDeleteLost, MoodID: f.MoodID, Rkey: f.Rkey, Value: f.value})
 	case LostRestore:

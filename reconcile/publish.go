@@ -72,7 +72,7 @@ func (e *Engine) syncMoods(ctx context.Context, user string, ids []string) map[s
 		}
 		if acct == nil {
 			var rebound bool
-			acct, rebound, err = e.subject(ctx, user)
+			acct, _, rebound, err = e.subject(ctx, user)
 			if err != nil {
 				fail(moodIDs(work), err)
 				break

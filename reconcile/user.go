@@ -28,6 +28,11 @@ type ReconcileOptions struct {
 	// AllowMassDelete lifts the mass-delete guard (an operator's
 	// cleanup --allow-mass-delete).
 	AllowMassDelete bool
+	// Lost is what the operator asks for the records of lost moods: kept
+	// (the default), restored into Mongo (restore), or deleted (cleanup
+	// --delete-lost). A user erased by purge gets them deleted whatever is
+	// asked (DecideLost).
+	Lost LostAction
 	// Select, when set, may drop fixes from the plan before they are
 	// carried out (backfill's --limit).
 	Select func(fixes []Fix) []Fix
@@ -82,7 +87,7 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 	defer func() { e.noteReconcile(ctx, user, cause, out, err) }()
 	out = &Outcome{Cause: cause}
 	unlock := e.lockUser(user)
-	acct, rebound, err := e.subject(ctx, user)
+	acct, b, rebound, err := e.subject(ctx, user)
 	unlock()
 	if err != nil {
 		return nil, err
@@ -104,13 +109,18 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 		return nil, err
 	}
 	e.observe("repo_read", 1)
-	out.Plan = e.plan(out.Report, out.Cause, o)
+	owed, err := e.oweRewrite(ctx, user, b, out.Cause)
+	if err != nil {
+		return nil, err
+	}
+	out.Plan = e.plan(out.Report, out.Cause, planState{binding: b, owed: owed, fp: fp}, o)
 	if out.GuardTripped() {
 		e.observe(ActionMassDeleteGuard, 1)
 		e.Log.Warn("mass-delete guard: records of live moods are missing from the repo; none soft-deleted, left for an operator (cleanup --user … --allow-mass-delete)",
 			"user", user, "did", acct.DID, "cause", string(out.Cause), "missing", len(out.Plan.Held), "limit", e.massDeleteLimit())
 	}
 	e.observe(ActionDriftFound, out.Report.Drift())
+	e.observe(ActionLostFound, len(out.Report.Of(ClassLost)))
 	out.Results = e.applyFixes(ctx, *acct, out.Plan.Fixes, o.Fix)
 	fixed := 0
 	for _, r := range out.Results {
@@ -120,7 +130,14 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 	}
 	e.observe(ActionDriftFixed, fixed)
 	e.recordClean(ctx, *acct, out, fp)
-	return out, FixErrors(out.Results)
+	err = FixErrors(out.Results)
+	if owed && err == nil && ctx.Err() == nil {
+		// The rewrite is done: later passes decide by their own cause.
+		if serr := e.Store.SetRewriteOwed(ctx, user, false); serr != nil {
+			e.Log.Warn("could not record the rewrite done; the next pass rewrites again", "user", user, "err", serr)
+		}
+	}
+	return out, err
 }
 
 // Actions the engine reports to Observe that have metrics of their own.
@@ -128,6 +145,7 @@ const (
 	ActionDriftFound      = "drift_found"       // drift a whole-user reconcile found
 	ActionDriftFixed      = "drift_fixed"       // fixes it carried out
 	ActionMassDeleteGuard = "mass_delete_guard" // the guard kept soft deletes back
+	ActionLostFound       = "lost_found"        // lost moods a whole-user reconcile found
 )
 
 // massDeleteLimit is Engine.MassDeleteLimit, or DefaultMassDeleteLimit.
@@ -167,22 +185,61 @@ func (e *Engine) preview(ctx context.Context, r Reader, repo RepoReader, user st
 	if out.Report, err = compareMoods(ctx, r, repo, *acct, moods); err != nil {
 		return nil, err
 	}
-	out.Plan = e.plan(out.Report, out.Cause, o)
+	var rev string
+	if st, err := repo.RepoStatus(ctx, acct.DID); err == nil {
+		rev = st.Rev
+	}
+	out.Plan = e.plan(out.Report, out.Cause, planState{binding: b, owed: b != nil && b.RewriteOwed, fp: &model.CleanPass{Rev: rev}}, o)
 	return out, nil
 }
 
+// planState is what a plan needs to know of the user besides the compare:
+// the binding (the purge tombstone), whether a rewrite is owed, and the
+// repo's rev as asked before the export (fp, nil when unknown).
+type planState struct {
+	binding *model.Binding
+	owed    bool
+	fp      *model.CleanPass
+}
+
 // plan is the plan of a whole-user reconcile for cause.
-func (e *Engine) plan(rep *Report, cause Cause, o ReconcileOptions) Plan {
-	p := PlanFixes(rep, Policy{
-		Missing:         DecideMissing(cause),
+func (e *Engine) plan(rep *Report, cause Cause, st planState, o ReconcileOptions) Plan {
+	p := Policy{
+		Cause:           cause,
+		RewriteOwed:     st.owed,
 		MassDeleteLimit: e.massDeleteLimit(),
 		AllowMassDelete: o.AllowMassDelete,
+		Lost:            o.Lost,
 		Scope:           o.Scope,
-	})
-	if o.Select != nil {
-		p.Fixes = o.Select(p.Fixes)
 	}
-	return p
+	if st.fp != nil {
+		p.RepoRev = st.fp.Rev
+	}
+	if st.binding != nil {
+		p.Erased = st.binding.Erased
+	}
+	plan := PlanFixes(rep, p)
+	if o.Select != nil {
+		plan.Fixes = o.Select(plan.Fixes)
+	}
+	return plan
+}
+
+// oweRewrite says whether this pass of user must write missing records
+// again: the user owes it since an earlier pass, or this pass's cause says
+// the repo lost records, which is recorded first so that every pass of the
+// user applies the rule until one completes, whatever cause runs first.
+func (e *Engine) oweRewrite(ctx context.Context, user string, b *model.Binding, cause Cause) (bool, error) {
+	if b != nil && b.RewriteOwed {
+		return true, nil
+	}
+	if DecideMissing(cause) != MissingRewrite {
+		return false, nil
+	}
+	if err := e.Store.SetRewriteOwed(ctx, user, true); err != nil {
+		return false, fmt.Errorf("record the rewrite owed by %s: %w", user, err)
+	}
+	return true, nil
 }
 
 // compareMoods compares one account's moods, read by the caller, with its
@@ -295,6 +352,15 @@ func (e *Engine) applyFix(ctx context.Context, acct model.Account, f Fix, r *Fix
 		r.Verdict, r.Err = e.fixRecord(ctx, acct, f, o)
 	case FixLink, FixAdopt, FixDeleteDuplicate:
 		r.Verdict, r.Err = e.fixRecord(ctx, acct, f, o)
+	case FixRestore:
+		if fo.Pace != nil {
+			if r.Err = fo.Pace(ctx, 1); r.Err != nil {
+				break
+			}
+		}
+		r.Verdict, r.Err = e.restoreMood(ctx, acct, f)
+	case FixDeleteLost:
+		r.Verdict, r.Err = e.deleteLost(ctx, acct, f)
 	case FixSoftDelete, FixClear:
 		if kept[f.Rkey] {
 			r.Skipped = "its orphaned record is kept"
@@ -353,4 +419,55 @@ func (e *Engine) createMoods(ctx context.Context, user string, results []FixResu
 		}
 		e.progress(fo, len(part))
 	}
+}
+
+// restoreMood inserts a lost mood back into Mongo from its record: only
+// where no document with its id exists (never an overwrite, never another
+// user's id: an existing document, whoever's, is left as it is), never for
+// a mood a purge erased.
+func (e *Engine) restoreMood(ctx context.Context, acct model.Account, f Fix) (Class, error) {
+	if f.Value == nil {
+		return "", model.Permanent("fix %s of rkey %s carries no record", f.Kind, f.Rkey)
+	}
+	b, err := e.Store.Binding(ctx, acct.User)
+	if err != nil {
+		return "", fmt.Errorf("read binding of %s: %w", acct.User, err)
+	}
+	if b.ErasedMood(f.MoodID) {
+		return ClassIgnored, nil
+	}
+	m, why := model.MoodFromRecord(acct.User, f.Rkey, *f.Value)
+	if m == nil {
+		return ClassInvalid, model.Permanent("record %s cannot be restored: %s", f.Rkey, why)
+	}
+	ok, err := e.Store.InsertMood(ctx, *m)
+	if err != nil {
+		return "", fmt.Errorf("insert mood %s: %w", m.ID, err)
+	}
+	if !ok {
+		// A document with this id exists by now: it is the truth.
+		return ClassSynced, nil
+	}
+	e.observe("mood_restored", 1)
+	e.Log.Info("lost mood restored from its record", "user", acct.User, "mood", m.ID, "uri", model.URI(acct.DID, f.Rkey))
+	return ClassLost, nil
+}
+
+// deleteLost deletes the record of a lost mood, if the mood is still
+// missing from Mongo and the record still names it.
+func (e *Engine) deleteLost(ctx context.Context, acct model.Account, f Fix) (Class, error) {
+	moods, err := e.Store.Moods(ctx, []string{f.MoodID})
+	if err != nil {
+		return "", fmt.Errorf("read mood %s: %w", f.MoodID, err)
+	}
+	if moods[f.MoodID] != nil {
+		// Restored meanwhile: decide again on what is there now.
+		return e.fixRecord(ctx, acct, f, options{})
+	}
+	if err := e.deleteRecordOf(ctx, acct.DID, f.Rkey, f.MoodID); err != nil {
+		return "", err
+	}
+	e.observe("lost_deleted", 1)
+	e.Log.Warn("record of a lost mood deleted", "user", acct.User, "mood", f.MoodID, "uri", model.URI(acct.DID, f.Rkey))
+	return ClassLost, nil
 }

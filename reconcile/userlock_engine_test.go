@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
@@ -27,7 +28,7 @@ func TestEngineKeepsNoLockOfUsersItIsDoneWith(t *testing.T) {
 					t.Errorf("mood %s of %s: %v", id, user, err)
 				}
 			}
-			if err := e.Purge(ctx, user, ""); err != nil {
+			if err := e.Purge(ctx, user, "", time.Time{}); err != nil {
 				t.Errorf("purge %s: %v", user, err)
 			}
 		}()

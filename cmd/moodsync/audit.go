@@ -123,6 +123,7 @@ func writeATProtoCounts(w io.Writer, a reconcile.ATProtoCounts) {
 	fmt.Fprintf(w, "ATProto moods: %d\n", a.Records)
 	fmt.Fprintf(w, "  ✅ Matched in MongoDB: %d\n", a.Matched)
 	fmt.Fprintf(w, "  ⚠️  Orphaned (MongoDB deleted): %d\n", a.Orphaned)
+	optionalCount(w, "🛟 Lost (no MongoDB document, kept for restore)", a.Lost)
 	optionalCount(w, "👥 Duplicates", a.Duplicate)
 	optionalCount(w, "🎭 Spoofed ref", a.Spoofed)
 	optionalCount(w, "❌ Invalid", a.Invalid)
@@ -155,8 +156,12 @@ func writeAuditText(w io.Writer, out auditOutput) {
 	writeCounts(w, t.Mongo, t.ATProto)
 	fmt.Fprintf(w, "Drift: %d to repair", t.Drift)
 	if t.Drift > 0 {
-		backfill := t.ByClass[reconcile.ClassNotSynced]
-		fmt.Fprintf(w, " (backfill: %d, cleanup: %d)", backfill, t.Drift-backfill)
+		backfill, lost := t.ByClass[reconcile.ClassNotSynced], t.ByClass[reconcile.ClassLost]
+		fmt.Fprintf(w, " (backfill: %d, cleanup: %d", backfill, t.Drift-backfill-lost)
+		if lost > 0 {
+			fmt.Fprintf(w, ", restore: %d", lost)
+		}
+		fmt.Fprint(w, ")")
 	}
 	fmt.Fprintf(w, "; notices: %d\n", t.Notices)
 }

@@ -13,22 +13,32 @@ import (
 // cleanupCommand deletes orphaned and duplicate records from the PDS,
 // links records Mongo lost track of, resolves stale rkeys as deletions on
 // the PDS, and reports spoofed and invalid records without touching them.
-// It never creates a record: that is backfill.
+// It never creates a record: that is backfill. The records of lost moods
+// (no document in Mongo) are kept unless --delete-lost says otherwise:
+// restore brings them back.
 type cleanupCommand struct{ stdout, stderr io.Writer }
 
 func (c *cleanupCommand) Run(ctx context.Context, args []string) error {
 	f := newAEFlags("cleanup", c.stderr, false)
-	var dryRun, allowMassDelete bool
+	var dryRun, allowMassDelete, deleteLost bool
 	f.fs.BoolVar(&dryRun, "dry-run", false, "print what would be done, and change nothing")
 	f.fs.BoolVar(&allowMassDelete, "allow-mass-delete", false, "soft-delete every mood whose record is missing from the repo, even more than the mass-delete guard allows (needs --user)")
+	f.fs.BoolVar(&deleteLost, "delete-lost", false, "delete the records of lost moods (whose MongoDB document is gone) instead of keeping them for restore: only when they were deleted on purpose (needs --user)")
 	env, results, err := f.reconcile(ctx, args, c.stderr, func() error {
 		if allowMassDelete && f.user == "" {
 			return errors.New("--allow-mass-delete needs --user: look at one user's drift at a time")
 		}
+		if deleteLost && f.user == "" {
+			return errors.New("--delete-lost needs --user: a lost mood may be the only copy left; look at one user at a time")
+		}
 		return nil
 	}, func() reconcile.ReconcileOptions {
-		return reconcile.ReconcileOptions{Scope: reconcile.ScopeCleanup, DryRun: dryRun,
+		o := reconcile.ReconcileOptions{Scope: reconcile.ScopeCleanup, DryRun: dryRun,
 			AllowMassDelete: allowMassDelete}
+		if deleteLost {
+			o.Lost = reconcile.LostDelete
+		}
+		return o
 	})
 	if err != nil {
 		return err
@@ -61,7 +71,7 @@ func outcome(r reconcile.FixResult) string {
 // their outcome unless dry), what the mass-delete guard held back, and the
 // notices left alone.
 func writeCleanup(w io.Writer, results []compared, dryRun bool) {
-	fixes, done, left, backfill, held := 0, 0, 0, 0, 0
+	fixes, done, left, backfill, held, lost := 0, 0, 0, 0, 0, 0
 	for _, res := range results {
 		if res.err != nil {
 			fmt.Fprintf(w, "🧹 %s (%s): could not compare: %v\n", res.acct.User, res.acct.DID, res.err)
@@ -74,6 +84,9 @@ func writeCleanup(w io.Writer, results []compared, dryRun bool) {
 			}
 			if f.Class == reconcile.ClassNotSynced {
 				backfill++
+			}
+			if f.Class == reconcile.ClassLost {
+				lost++
 			}
 		}
 		p := res.plan
@@ -118,6 +131,24 @@ func writeCleanup(w io.Writer, results []compared, dryRun bool) {
 	if backfill > 0 {
 		fmt.Fprintf(w, "%s not synced: run moodsync backfill\n", plural(backfill, "mood is", "moods are"))
 	}
+	if lost -= deletedLost(results); lost > 0 {
+		fmt.Fprintf(w, "%s kept (no MongoDB document): moodsync restore brings them back; cleanup --user SUB --delete-lost removes the records of moods deleted on purpose\n",
+			plural(lost, "lost mood", "lost moods"))
+	}
+}
+
+// deletedLost counts the fixes that delete lost moods' records: those lost
+// moods are not kept.
+func deletedLost(results []compared) int {
+	n := 0
+	for _, r := range results {
+		for _, fx := range r.plan.Fixes {
+			if fx.Kind == reconcile.FixDeleteLost {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // unfinished counts the users whose compare or some fix failed.

@@ -40,6 +40,7 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"backfill": &backfillCommand{stdout: stdout, stderr: stderr},
 		"cleanup":  &cleanupCommand{stdout: stdout, stderr: stderr},
 		"purge":    &purgeCommand{stdout: stdout, stderr: stderr},
+		"restore":  &restoreCommand{stdout: stdout, stderr: stderr},
 		"version":  &versionCommand{stdout: stdout},
 	}
 }
@@ -57,6 +58,7 @@ The commands are:
 	backfill   write records for live moods that have none
 	cleanup    delete orphaned and duplicate records, resolve stale rkeys
 	purge      erase every mood of a user on both sides
+	restore    bring lost moods back into Mongo from their records
 	publish    publish an intent by hand
 	dead       list, replay or drop dead-lettered intents
 	status     what moodsync knows of one user

@@ -27,6 +27,7 @@ type metrics struct {
 	driftFound    prometheus.Counter
 	driftFixed    prometheus.Counter
 	guardTrips    prometheus.Counter
+	lostFound     prometheus.Counter
 	aeLastPass    prometheus.Gauge
 	malformed     *prometheus.CounterVec
 	// state is read at scrape time: the firehose follower (its counters
@@ -71,6 +72,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.guardTrips = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "moodsync_mass_delete_guard_trips_total", Help: "Whole-user reconciles that found more of a user's records missing than the mass-delete guard allows, and soft-deleted none of them.",
 	})
+	m.lostFound = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moodsync_lost_moods_found_total", Help: "Records of lost moods found (a ref naming no MongoDB document: Mongo restored from a backup, a document deleted by hand), on firehose ops and in whole-user reconciles; kept, never deleted, for moodsync restore.",
+	})
 	m.aeLastPass = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "moodsync_anti_entropy_last_pass_timestamp_seconds", Help: "When the last anti-entropy pass of this replica started (Unix time).",
 	})
@@ -95,7 +99,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	build.Set(1)
 	m.state = &stateCollector{}
 	reg.MustRegister(m.intents, m.actions, m.logins, m.refreshes, m.writeSeconds,
-		m.leader, m.leaderChanges, m.aePasses, m.driftFound, m.driftFixed, m.guardTrips, m.aeLastPass, m.malformed, build, m.state,
+		m.leader, m.leaderChanges, m.aePasses, m.driftFound, m.driftFixed, m.guardTrips, m.lostFound, m.aeLastPass, m.malformed, build, m.state,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -141,6 +145,11 @@ func (m *metrics) engineAction(action string, n int) {
 		m.driftFixed.Add(float64(n))
 	case reconcile.ActionMassDeleteGuard:
 		m.guardTrips.Add(float64(n))
+	case reconcile.ActionLostFound:
+		m.lostFound.Add(float64(n))
+	case "verdict_" + reconcile.ClassLost.Label():
+		m.lostFound.Add(float64(n))
+		m.actions.WithLabelValues(action).Add(float64(n))
 	default:
 		m.actions.WithLabelValues(action).Add(float64(n))
 	}

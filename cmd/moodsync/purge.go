@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 )
 
 // purgeCommand is erase-and-forget-me by hand: the same engine code as the
@@ -33,7 +34,7 @@ func (c *purgeCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer env.in.Close()
-	if err := env.engine.Purge(ctx, f.user, did); err != nil {
+	if err := env.engine.Purge(ctx, f.user, did, time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "purged %s: mood records deleted from the PDS, moods deleted from MongoDB\n", f.user)

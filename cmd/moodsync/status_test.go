@@ -76,7 +76,7 @@ func fixedStatus(name string) *status.User {
 // comparedOf is the drift section of a compare of moods and records.
 func comparedOf(acct model.Account, moods []*model.Mood, records []model.Record) *reconcile.Summary {
 	rep := reconcile.Compare(acct, moods, nil, records)
-	plan := reconcile.PlanFixes(rep, reconcile.Policy{Missing: reconcile.DecideMissing(reconcile.CauseOperator), MassDeleteLimit: reconcile.DefaultMassDeleteLimit})
+	plan := reconcile.PlanFixes(rep, reconcile.Policy{Cause: reconcile.CauseOperator, MassDeleteLimit: reconcile.DefaultMassDeleteLimit})
 	return reconcile.Summarize(rep, plan)
 }
 

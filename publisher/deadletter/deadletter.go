@@ -125,6 +125,7 @@ func parse(raw *jetstream.RawStreamMsg) Letter {
 		Reason:  raw.Header.Get(publisher.HeaderReason),
 	}
 	l.Deliveries, _ = strconv.Atoi(raw.Header.Get(publisher.HeaderDeliveries))
+	l.AskedAt, _ = time.Parse(time.RFC3339Nano, raw.Header.Get(publisher.HeaderAskedAt))
 	switch strings.ToLower(strings.TrimSpace(raw.Header.Get(HeaderTruncated))) {
 	case "", "false", "0", "no":
 	default:
@@ -157,6 +158,9 @@ func (b *Box) Replay(ctx context.Context, l Letter) error {
 	msg := nats.NewMsg(l.Subject)
 	msg.Data = l.Data
 	msg.Header.Set(jetstream.MsgIDHeader, replayID(l))
+	if !l.AskedAt.IsZero() {
+		msg.Header.Set(publisher.HeaderAskedAt, l.AskedAt.UTC().Format(time.RFC3339Nano))
+	}
 	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(intent.Stream)); err != nil {
 		return fmt.Errorf("replay dead letter %d on %s: %w", l.Seq, l.Subject, err)
 	}

@@ -44,7 +44,7 @@ func (e *refusing) SyncMoods(_ context.Context, user string, ids []string) map[s
 func (e *refusing) ReconcileUser(context.Context, string, reconcile.Cause, reconcile.ReconcileOptions) (*reconcile.Outcome, error) {
 	return &reconcile.Outcome{}, nil
 }
-func (e *refusing) Purge(context.Context, string, string) error { return nil }
+func (e *refusing) Purge(context.Context, string, string, time.Time) error { return nil }
 
 // world is an embedded NATS with the real publisher on it.
 type world struct {

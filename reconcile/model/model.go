@@ -108,6 +108,33 @@ func ValidID(s string) bool {
 	return true
 }
 
+// IDTime is when an ObjectID was made (its first four bytes, seconds), the
+// time its mood was created; ok is false for an id that is not valid.
+func IDTime(id string) (t time.Time, ok bool) {
+	if !ValidID(id) {
+		return time.Time{}, false
+	}
+	var secs int64
+	if _, err := fmt.Sscanf(id[:8], "%08x", &secs); err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(secs, 0).UTC(), true
+}
+
+// MoodFromRecord is the mood a record of user's repo stands for: the
+// document restore inserts for a lost mood. It is nil, and why says so,
+// when the record cannot stand for a mood (invalid, or a bad when).
+func MoodFromRecord(user, rkey string, v RecordValue) (m *Mood, why string) {
+	if why := ValidateRecord(&v); why != "" {
+		return nil, why
+	}
+	when, err := time.Parse(time.RFC3339Nano, v.When)
+	if err != nil {
+		return nil, fmt.Sprintf("when %q is not a date", v.When)
+	}
+	return &Mood{ID: v.MoodID(), User: user, Text: v.Mood, When: when.UTC(), Rkey: rkey}, ""
+}
+
 // NormalizeID is the canonical form of an ObjectID as text: lower case, as
 // Mongo's ObjectID.Hex() writes it. Every entrance (intent, record ref, CLI
 // flag) normalises, so an upper-case id means the same mood.
@@ -137,6 +164,31 @@ type Binding struct {
 	LastReconcile *ReconcileMark `bson:"lastReconcile,omitempty" json:"lastReconcile,omitempty"`
 	// Clean is the state the last clean whole-user pass saw, if any.
 	Clean *CleanPass `bson:"clean,omitempty" json:"clean,omitempty"`
+	// Erased is when a purge erased the user (the tombstone): records
+	// naming moods created up to then that Mongo no longer has are deleted,
+	// never restored.
+	Erased time.Time `bson:"erased,omitempty" json:"erased,omitzero"`
+	// RewriteOwed says the user's repo lost records without anyone
+	// deleting them (a PDS restored from a backup, a new repo): every pass
+	// of the user writes missing records again, whatever its cause, until
+	// one completes.
+	RewriteOwed bool `bson:"rewriteOwed,omitempty" json:"rewriteOwed,omitempty"`
+}
+
+// ErasedMood reports whether the purge recorded on the binding erased the
+// mood id: a mood created (by its ObjectID's time) up to the purge.
+func (b *Binding) ErasedMood(id string) bool {
+	return b != nil && ErasedBy(b.Erased, id)
+}
+
+// ErasedBy reports whether a purge at erased (zero: none) erased the mood
+// id: one created, by its ObjectID's time, up to then.
+func ErasedBy(erased time.Time, id string) bool {
+	if erased.IsZero() {
+		return false
+	}
+	at, ok := IDTime(id)
+	return ok && !at.After(erased)
 }
 
 // Inactive reports whether the status parks the user's writes.

@@ -129,3 +129,28 @@ func (s *Store) UsersRow(ctx context.Context, user string) (*model.UsersRow, err
 	row.HasPassword = n > 0
 	return row, nil
 }
+
+// SetErased records on user's binding that a purge erased them at (the
+// tombstone), binding the user to did first when they never were.
+func (s *Store) SetErased(ctx context.Context, user, did string, at time.Time) error {
+	_, err := s.bindings.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: user}},
+		bson.D{
+			{Key: "$set", Value: bson.D{{Key: "erased", Value: at.UTC()}}},
+			{Key: "$setOnInsert", Value: bson.D{{Key: "did", Value: did}}},
+		},
+		options.UpdateOne().SetUpsert(true))
+	return err
+}
+
+// SetRewriteOwed records whether user's repo owes a rewrite of its
+// missing records (see model.Binding.RewriteOwed); users never bound are
+// left alone.
+func (s *Store) SetRewriteOwed(ctx context.Context, user string, owed bool) error {
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: "rewriteOwed", Value: true}}}}
+	if !owed {
+		update = bson.D{{Key: "$unset", Value: bson.D{{Key: "rewriteOwed", Value: ""}}}}
+	}
+	_, err := s.bindings.UpdateOne(ctx, bson.D{{Key: "_id", Value: user}}, update)
+	return err
+}

@@ -338,13 +338,39 @@ func (s *Store) ClearUserRkeys(ctx context.Context, user string) (int64, error) 
 	return res.ModifiedCount, nil
 }
 
-// DeleteUserMoods implements reconcile.Store.
-func (s *Store) DeleteUserMoods(ctx context.Context, user string) (int64, error) {
-	res, err := s.moods.DeleteMany(ctx, bson.D{{Key: "user", Value: user}})
+// DeleteUserMoods implements reconcile.Store: the moods whose ObjectID was
+// made up to upTo (every mood when upTo is zero).
+func (s *Store) DeleteUserMoods(ctx context.Context, user string, upTo time.Time) (int64, error) {
+	filter := bson.D{{Key: "user", Value: user}}
+	if !upTo.IsZero() {
+		// An ObjectID holds whole seconds: every id of upTo's second, and
+		// none after it, sorts before the first id of the next second.
+		next := bson.NewObjectIDFromTimestamp(upTo.Truncate(time.Second).Add(time.Second))
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: next}}})
+	}
+	res, err := s.moods.DeleteMany(ctx, filter)
 	if err != nil {
 		return 0, err
 	}
 	return res.DeletedCount, nil
+}
+
+// InsertMood implements reconcile.Store: the document is inserted only
+// when none with its _id exists (a duplicate key says one does).
+func (s *Store) InsertMood(ctx context.Context, m model.Mood) (bool, error) {
+	oid, err := bson.ObjectIDFromHex(m.ID)
+	if err != nil {
+		return false, model.Permanent("bad mood id %q", m.ID)
+	}
+	doc := bson.D{{Key: "_id", Value: oid}, {Key: "user", Value: m.User}, {Key: "mood", Value: m.Text}, {Key: "when", Value: m.When}}
+	if m.Rkey != "" {
+		doc = append(doc, bson.E{Key: "atproto", Value: bson.D{{Key: "rkey", Value: m.Rkey}}})
+	}
+	_, err = s.moods.InsertOne(ctx, doc)
+	if mongo.IsDuplicateKeyError(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // findByID decodes the document of coll whose _id is id, nil when there is

@@ -144,7 +144,7 @@ func TestUserWideWrites(t *testing.T) {
 	if mood(t, s, a).Rkey != "" || mood(t, s, bob).Rkey == "" {
 		t.Fatal("ClearUserRkeys touched the wrong moods")
 	}
-	if n, err := s.DeleteUserMoods(ctx, "auth0|alice"); err != nil || n != 2 {
+	if n, err := s.DeleteUserMoods(ctx, "auth0|alice", time.Time{}); err != nil || n != 2 {
 		t.Fatalf("DeleteUserMoods = %d, %v; want 2", n, err)
 	}
 	if mood(t, s, bob) == nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
@@ -250,17 +251,52 @@ func (s *Store) ClearRkey(_ context.Context, id, rkey string) (bool, error) {
 }
 
 // DeleteUserMoods implements reconcile.Store.
-func (s *Store) DeleteUserMoods(_ context.Context, user string) (int64, error) {
+func (s *Store) DeleteUserMoods(_ context.Context, user string, upTo time.Time) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n int64
 	for id, m := range s.moods {
-		if m.User == user {
+		if at, _ := model.IDTime(id); m.User == user && (upTo.IsZero() || !at.After(upTo.Truncate(time.Second))) {
 			delete(s.moods, id)
 			n++
 		}
 	}
 	return n, nil
+}
+
+// InsertMood implements reconcile.Store.
+func (s *Store) InsertMood(_ context.Context, m model.Mood) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.moods[m.ID]; ok {
+		return false, nil
+	}
+	s.moods[m.ID] = &m
+	return true, nil
+}
+
+// SetErased implements reconcile.Store.
+func (s *Store) SetErased(_ context.Context, user, did string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.bindings[user]
+	if !ok {
+		b = model.Binding{User: user, DID: did}
+	}
+	b.Erased = at.UTC()
+	s.bindings[user] = b
+	return nil
+}
+
+// SetRewriteOwed implements reconcile.Store.
+func (s *Store) SetRewriteOwed(_ context.Context, user string, owed bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.bindings[user]; ok {
+		b.RewriteOwed = owed
+		s.bindings[user] = b
+	}
+	return nil
 }
 
 // MoodByRkey implements reconcile.FirehoseStore.

@@ -85,6 +85,8 @@ type Letter struct {
 	DID         string    `json:"did,omitempty"`
 	Deliveries  int       `json:"deliveries"`
 	Truncated   bool      `json:"truncated"`
+	// AskedAt is when the intent was first published (a replay keeps it).
+	AskedAt time.Time `json:"askedAt,omitzero"`
 
 	// Data is the original payload.
 	Data []byte `json:"-"`
