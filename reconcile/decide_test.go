@@ -2,6 +2,9 @@ package reconcile
 
 import (
 	"testing"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
@@ -107,6 +110,56 @@ func TestStrongestCause(t *testing.T) {
 	} {
 		if got := StrongestCause(c.in); got != c.want {
 			t.Errorf("StrongestCause(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+// TestDecideMissingRecord: a live mood's missing record is written again
+// when the repo is known to have lost records (cause, or a rewrite owed)
+// or when the repo's newest commit is older than the mood (nobody can have
+// deleted a record written after it); otherwise it was deleted on the PDS.
+func TestDecideMissingRecord(t *testing.T) {
+	when := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	before := syntax.NewTID(when.Add(-time.Hour).UnixMicro(), 0).String()
+	after := syntax.NewTID(when.Add(time.Hour).UnixMicro(), 0).String()
+	for _, c := range []struct {
+		name  string
+		cause Cause
+		owed  bool
+		rev   string
+		want  MissingAction
+	}{
+		{"gap, repo newer than the mood: deleted on the PDS", CauseGap, false, after, MissingSoftDelete},
+		{"periodic, rev unknown: deleted on the PDS", CausePeriodic, false, "", MissingSoftDelete},
+		{"intent, repo older than the mood: the repo went back in time", CauseIntent, false, before, MissingRewrite},
+		{"future cursor: rewrite", CauseFutureCursor, false, after, MissingRewrite},
+		{"DID changed: rewrite", CauseDIDChanged, false, after, MissingRewrite},
+		{"rewrite owed since an earlier pass, whatever the cause", CauseGap, true, after, MissingRewrite},
+		{"a rev that is no TID is no evidence", CauseGap, false, "not-a-tid", MissingSoftDelete},
+	} {
+		if got := DecideMissingRecord(c.cause, c.owed, c.rev, when); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+// TestDecideLost: a lost mood's record is kept unless the operator asks
+// otherwise; a mood a purge erased is deleted whatever is asked, and never
+// restored.
+func TestDecideLost(t *testing.T) {
+	for _, c := range []struct {
+		erased bool
+		asked  LostAction
+		want   LostAction
+	}{
+		{false, LostKeep, LostKeep},
+		{false, LostRestore, LostRestore},
+		{false, LostDelete, LostDelete},
+		{true, LostKeep, LostDelete},
+		{true, LostRestore, LostDelete},
+	} {
+		if got := DecideLost(c.erased, c.asked); got != c.want {
+			t.Errorf("DecideLost(%v, %s) = %s, want %s", c.erased, c.asked, got, c.want)
 		}
 	}
 }

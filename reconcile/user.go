@@ -95,7 +95,15 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 	if rebound {
 		out.Cause = CauseDIDChanged
 	}
-	moods, fp, unchanged, err := e.fingerprint(ctx, *acct, out.Cause)
+	owed, err := e.oweRewrite(ctx, user, b, out.Cause)
+	if err != nil {
+		return nil, err
+	}
+	fpCause := out.Cause
+	if owed {
+		fpCause = CauseFull // a rewrite owed is never skipped as unchanged
+	}
+	moods, fp, unchanged, err := e.fingerprint(ctx, *acct, fpCause)
 	if err != nil {
 		return nil, fmt.Errorf("read moods of %s: %w", acct.User, err)
 	}
@@ -109,10 +117,6 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 		return nil, err
 	}
 	e.observe("repo_read", 1)
-	owed, err := e.oweRewrite(ctx, user, b, out.Cause)
-	if err != nil {
-		return nil, err
-	}
 	out.Plan = e.plan(out.Report, out.Cause, planState{binding: b, owed: owed, fp: fp}, o)
 	if out.GuardTripped() {
 		e.observe(ActionMassDeleteGuard, 1)

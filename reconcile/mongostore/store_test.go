@@ -265,3 +265,46 @@ func oid(t *testing.T, id string) bson.ObjectID {
 	}
 	return o
 }
+
+// TestDeleteUserMoodsUpTo: a purge asked at a time erases the moods whose
+// ObjectID was made up to then, and none made after.
+func TestDeleteUserMoodsUpTo(t *testing.T) {
+	s := devenv.NewStore(t)
+	asked := time.Date(2026, 12, 1, 12, 0, 0, 500e6, time.UTC)
+	insert := func(at time.Time) string {
+		oid := bson.NewObjectIDFromTimestamp(at)
+		oid[11] = 0xff // not the smallest id of its second
+		if _, err := s.DB.Collection(mongostore.MoodsCollection).InsertOne(ctx, bson.D{
+			{Key: "_id", Value: oid}, {Key: "user", Value: "auth0|alice"}, {Key: "mood", Value: "m"}, {Key: "when", Value: at},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return oid.Hex()
+	}
+	before, same, after := insert(asked.Add(-time.Hour)), insert(asked), insert(asked.Add(time.Second))
+	if n, err := s.DeleteUserMoods(ctx, "auth0|alice", asked); err != nil || n != 2 {
+		t.Fatalf("DeleteUserMoods = %d, %v; want 2", n, err)
+	}
+	if mood(t, s, before) != nil || mood(t, s, same) != nil || mood(t, s, after) == nil {
+		t.Fatal("DeleteUserMoods erased the wrong moods")
+	}
+}
+
+// TestInsertMoodNeverOverwrites: restore's insert adds a mood once, and
+// leaves an existing document as it is.
+func TestInsertMoodNeverOverwrites(t *testing.T) {
+	s := devenv.NewStore(t)
+	m := model.Mood{ID: "607f1f77bcf86cd799439201", User: "auth0|alice", Text: "lost", When: when, Rkey: "3kaaaaaaaaa01"}
+	ok, err := s.InsertMood(ctx, m)
+	check(t, "InsertMood of a missing mood", ok, err, true)
+	got := mood(t, s, m.ID)
+	if got == nil || got.User != m.User || got.Text != m.Text || !got.When.Equal(m.When) || got.Rkey != m.Rkey {
+		t.Fatalf("inserted %+v, want %+v", got, m)
+	}
+	m.Text = "another"
+	ok, err = s.InsertMood(ctx, m)
+	check(t, "InsertMood of an existing id", ok, err, false)
+	if mood(t, s, m.ID).Text != "lost" {
+		t.Fatal("InsertMood overwrote a document")
+	}
+}

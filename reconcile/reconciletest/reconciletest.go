@@ -424,6 +424,14 @@ func (p *PDS) commit(did string) {
 	p.revs[did] = fmt.Sprintf("rev%012d", p.cids)
 }
 
+// SetRev sets the rev of the repo's last commit, as a restored repo's
+// older one.
+func (p *PDS) SetRev(did, rev string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.revs[did] = rev
+}
+
 // Put stores a record as its user would write it.
 func (p *PDS) Put(did string, r model.Record) {
 	p.mu.Lock()
