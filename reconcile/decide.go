@@ -268,3 +268,38 @@ const DefaultMassDeleteLimit = 10
 func MassDeleteGuard(n, limit int, allow bool) (tripped bool) {
 	return !allow && n > limit
 }
+
+// DefaultMassDeleteBreaker is how many soft deletes on evidence other than
+// seen delete ops whole-user passes make at most in BreakerWindow, across
+// every user.
+const DefaultMassDeleteBreaker = 100
+
+// BreakerWindow is the window of the mass-delete breaker.
+const BreakerWindow = time.Hour
+
+// DecideBreaker is the mass-delete breaker across all users, as a pure
+// function of its state: n more soft deletes are allowed while the window
+// (renewed once it is older than window) stays within limit. The first ask
+// past it trips the breaker, and a tripped breaker holds every further one
+// (counted in Held) until an operator releases it: a PDS restore nobody
+// noticed must not soft-delete a few moods of every user. limit 0: no
+// bound.
+func DecideBreaker(st model.BreakerState, n, limit int, window time.Duration, now time.Time) (ok bool, next model.BreakerState) {
+	next = st
+	if limit <= 0 || n <= 0 {
+		return true, next
+	}
+	if next.Tripped {
+		next.Held += n
+		return false, next
+	}
+	if next.WindowStart.IsZero() || now.Sub(next.WindowStart) >= window {
+		next.WindowStart, next.Count = now, 0
+	}
+	if next.Count+n > limit {
+		next.Tripped, next.TrippedAt, next.Held = true, now, n
+		return false, next
+	}
+	next.Count += n
+	return true, next
+}

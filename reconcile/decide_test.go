@@ -163,3 +163,41 @@ func TestDecideLost(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideBreaker: soft deletes pass while the hour's window stays
+// within the bound; the first ask past it trips the breaker, which then
+// holds everything until released; a new window starts once the old one
+// is an hour old.
+func TestDecideBreaker(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var st model.BreakerState
+	ok, st := DecideBreaker(st, 60, 100, time.Hour, t0)
+	if !ok || st.Count != 60 {
+		t.Fatalf("60 of 100: ok %v, %+v", ok, st)
+	}
+	ok, st = DecideBreaker(st, 40, 100, time.Hour, t0.Add(time.Minute))
+	if !ok || st.Count != 100 {
+		t.Fatalf("100 of 100: ok %v, %+v", ok, st)
+	}
+	ok, st = DecideBreaker(st, 1, 100, time.Hour, t0.Add(2*time.Minute))
+	if ok || !st.Tripped || st.Held != 1 {
+		t.Fatalf("101st: ok %v, %+v", ok, st)
+	}
+	ok, st = DecideBreaker(st, 3, 100, time.Hour, t0.Add(2*time.Hour))
+	if ok || st.Held != 4 {
+		t.Fatalf("tripped holds until released, however late: ok %v, %+v", ok, st)
+	}
+	released := model.BreakerState{}
+	if ok, _ := DecideBreaker(released, 3, 100, time.Hour, t0.Add(2*time.Hour)); !ok {
+		t.Fatal("a released breaker holds")
+	}
+	if ok, next := DecideBreaker(model.BreakerState{WindowStart: t0, Count: 100}, 10, 100, time.Hour, t0.Add(time.Hour)); !ok || next.Count != 10 {
+		t.Fatalf("a new window: ok %v, %+v", ok, next)
+	}
+	if ok, _ := DecideBreaker(model.BreakerState{Tripped: true}, 10, 0, time.Hour, t0); !ok {
+		t.Fatal("limit 0 is no bound")
+	}
+	if ok, _ := DecideBreaker(released, 101, 100, time.Hour, t0); ok {
+		t.Fatal("one pass over the bound passed")
+	}
+}

@@ -121,6 +121,14 @@ type RepoReader interface {
 	RepoStatus(ctx context.Context, did string) (model.RepoStatus, error)
 }
 
+// Breaker bounds the soft deletes whole-user passes decide on evidence
+// other than seen delete ops, across every user (DecideBreaker).
+type Breaker interface {
+	// Take asks for n soft deletes: false when the breaker is tripped (or
+	// trips now), and they are to be held.
+	Take(ctx context.Context, n int) (bool, error)
+}
+
 // Engine applies decisions. It is safe for concurrent use: work on one user
 // is serialised inside the process, and compare-and-set plus deterministic
 // rkeys keep separate processes from fighting.
@@ -134,6 +142,9 @@ type Engine struct {
 	// MassDeleteLimit bounds the soft deletes of one user in one whole-user
 	// pass on evidence other than seen delete ops (0: the default, 10).
 	MassDeleteLimit int
+	// Breaker, when set, bounds the soft deletes of missing records across
+	// every user.
+	Breaker Breaker
 
 	locks userLocks
 }

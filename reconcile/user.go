@@ -28,6 +28,10 @@ type ReconcileOptions struct {
 	// AllowMassDelete lifts the mass-delete guard (an operator's
 	// cleanup --allow-mass-delete).
 	AllowMassDelete bool
+	// BypassBreaker: the soft deletes of this pass do not count against
+	// the mass-delete breaker (an operator released it: cleanup
+	// --allow-mass-delete, which lifts it for one user, or --all).
+	BypassBreaker bool
 	// Lost is what the operator asks for the records of lost moods: kept
 	// (the default), restored into Mongo (restore), or deleted (cleanup
 	// --delete-lost). A user erased by purge gets them deleted whatever is
@@ -65,6 +69,9 @@ type Outcome struct {
 	// Unchanged: a periodic pass found the moods and the repo's rev as
 	// the last clean pass saw them, and read no repo (no Report).
 	Unchanged bool
+	// BreakerHeld: the mass-delete breaker across all users held the
+	// plan's soft deletes (they are in Plan.Held).
+	BreakerHeld bool
 }
 
 // GuardTripped reports whether the mass-delete guard kept soft deletes back.
@@ -118,7 +125,10 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 	}
 	e.observe("repo_read", 1)
 	out.Plan = e.plan(out.Report, out.Cause, planState{binding: b, owed: owed, fp: fp}, o)
-	if out.GuardTripped() {
+	if err := e.takeSoftDeletes(ctx, user, out, o); err != nil {
+		return nil, err
+	}
+	if out.GuardTripped() && !out.BreakerHeld {
 		e.observe(ActionMassDeleteGuard, 1)
 		e.Log.Warn("mass-delete guard: records of live moods are missing from the repo; none soft-deleted, left for an operator (cleanup --user … --allow-mass-delete)",
 			"user", user, "did", acct.DID, "cause", string(out.Cause), "missing", len(out.Plan.Held), "limit", e.massDeleteLimit())
@@ -150,6 +160,7 @@ const (
 	ActionDriftFixed      = "drift_fixed"       // fixes it carried out
 	ActionMassDeleteGuard = "mass_delete_guard" // the guard kept soft deletes back
 	ActionLostFound       = "lost_found"        // lost moods a whole-user reconcile found
+	ActionBreakerHeld     = "breaker_held"      // soft deletes the mass-delete breaker held
 )
 
 // massDeleteLimit is Engine.MassDeleteLimit, or DefaultMassDeleteLimit.
@@ -195,6 +206,42 @@ func (e *Engine) preview(ctx context.Context, r Reader, repo RepoReader, user st
 	}
 	out.Plan = e.plan(out.Report, out.Cause, planState{binding: b, owed: b != nil && b.RewriteOwed, fp: &model.CleanPass{Rev: rev}}, o)
 	return out, nil
+}
+
+// takeSoftDeletes asks the mass-delete breaker for the plan's soft deletes
+// (every one of them is decided on evidence other than a seen delete op:
+// those are the firehose's); when it holds them they move to Plan.Held,
+// reported and left as drift until an operator releases the breaker.
+func (e *Engine) takeSoftDeletes(ctx context.Context, user string, out *Outcome, o ReconcileOptions) error {
+	n := 0
+	for _, f := range out.Plan.Fixes {
+		if f.Kind == FixSoftDelete {
+			n++
+		}
+	}
+	if n == 0 || e.Breaker == nil || o.AllowMassDelete || o.BypassBreaker {
+		return nil
+	}
+	ok, err := e.Breaker.Take(ctx, n)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	kept := out.Plan.Fixes[:0:0]
+	for _, f := range out.Plan.Fixes {
+		if f.Kind == FixSoftDelete {
+			out.Plan.Held = append(out.Plan.Held, f)
+		} else {
+			kept = append(kept, f)
+		}
+	}
+	out.Plan.Fixes, out.BreakerHeld = kept, true
+	e.observe(ActionBreakerHeld, n)
+	e.Log.Warn("mass-delete breaker: soft deletes across all users are past the bound; these are held until an operator releases them (cleanup --allow-mass-delete --user … or --all)",
+		"user", user, "cause", string(out.Cause), "held", n)
+	return nil
 }
 
 // planState is what a plan needs to know of the user besides the compare:

@@ -77,10 +77,11 @@ func (f *aeFlags) reconcile(ctx context.Context, args []string, stderr io.Writer
 
 // aeEnv is what an anti-entropy command works with.
 type aeEnv struct {
-	log    *slog.Logger
-	in     infra
-	store  *mongostore.Store
-	engine *reconcile.Engine
+	log     *slog.Logger
+	in      infra
+	store   *mongostore.Store
+	engine  *reconcile.Engine
+	breaker *mongostore.Breaker
 }
 
 // open connects Mongo (a running daemon's embedded server, else a new one)
@@ -102,6 +103,9 @@ func (f *aeFlags) open(ctx context.Context, stderr io.Writer) (*aeEnv, error) {
 	pds := pdsclient.New(f.cfg.PDSURL, env.store, log)
 	pds.MaxExportBytes = f.cfg.MaxExportBytes
 	env.engine = reconcile.NewEngine(env.store, pds, log)
+	env.engine.MassDeleteLimit = f.cfg.MassDeleteLimit
+	env.breaker = &mongostore.Breaker{Store: env.store, Limit: f.cfg.MassDeleteBreaker}
+	env.engine.Breaker = env.breaker
 	return env, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
@@ -20,13 +21,18 @@ type cleanupCommand struct{ stdout, stderr io.Writer }
 
 func (c *cleanupCommand) Run(ctx context.Context, args []string) error {
 	f := newAEFlags("cleanup", c.stderr, false)
-	var dryRun, allowMassDelete, deleteLost bool
+	var dryRun, allowMassDelete, deleteLost, all bool
+	configFlags{f.fs, &f.cfg}.add("mass-delete-breaker")
 	f.fs.BoolVar(&dryRun, "dry-run", false, "print what would be done, and change nothing")
 	f.fs.BoolVar(&allowMassDelete, "allow-mass-delete", false, "soft-delete every mood whose record is missing from the repo, even more than the mass-delete guard allows (needs --user)")
+	f.fs.BoolVar(&all, "all", false, "with --allow-mass-delete: release the mass-delete breaker and carry out the soft deletes it held, for every user (each user's own guard still holds)")
 	f.fs.BoolVar(&deleteLost, "delete-lost", false, "delete the records of lost moods (whose MongoDB document is gone) instead of keeping them for restore: only when they were deleted on purpose (needs --user)")
 	env, results, err := f.reconcile(ctx, args, c.stderr, func() error {
-		if allowMassDelete && f.user == "" {
-			return errors.New("--allow-mass-delete needs --user: look at one user's drift at a time")
+		if allowMassDelete && f.user == "" && !all {
+			return errors.New("--allow-mass-delete needs --user (one user's drift at a time), or --all to release the mass-delete breaker")
+		}
+		if all && (!allowMassDelete || f.user != "") {
+			return errors.New("--all goes with --allow-mass-delete and no --user")
 		}
 		if deleteLost && f.user == "" {
 			return errors.New("--delete-lost needs --user: a lost mood may be the only copy left; look at one user at a time")
@@ -34,7 +40,7 @@ func (c *cleanupCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	}, func() reconcile.ReconcileOptions {
 		o := reconcile.ReconcileOptions{Scope: reconcile.ScopeCleanup, DryRun: dryRun,
-			AllowMassDelete: allowMassDelete}
+			AllowMassDelete: allowMassDelete && !all, BypassBreaker: all}
 		if deleteLost {
 			o.Lost = reconcile.LostDelete
 		}
@@ -44,6 +50,13 @@ func (c *cleanupCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer env.in.Close()
+	if all && !dryRun {
+		if st, err := env.breaker.Release(ctx); err != nil {
+			return err
+		} else if st.Tripped {
+			fmt.Fprintf(c.stdout, "mass-delete breaker released (tripped %s, %s held)\n", st.TrippedAt.Format(time.RFC3339), plural(st.Held, "soft delete", "soft deletes"))
+		}
+	}
 	writeCleanup(c.stdout, results, dryRun)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted (run it again to finish): %w", err)

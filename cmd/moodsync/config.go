@@ -40,6 +40,7 @@ type Config struct {
 	DeleteOrphans      bool
 	AntiEntropyEvery   time.Duration
 	MassDeleteLimit    int
+	MassDeleteBreaker  int
 	MaxExportBytes     int64
 
 	// AntiEntropyFullEvery is how often the periodic pass reads every
@@ -86,6 +87,8 @@ func (cfg *Config) field(name string) any {
 		return &cfg.AntiEntropyFullEvery
 	case "mass-delete-limit":
 		return &cfg.MassDeleteLimit
+	case "mass-delete-breaker":
+		return &cfg.MassDeleteBreaker
 	case "max-export-bytes":
 		return &cfg.MaxExportBytes
 	}

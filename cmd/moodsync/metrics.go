@@ -28,6 +28,7 @@ type metrics struct {
 	driftFixed    prometheus.Counter
 	guardTrips    prometheus.Counter
 	lostFound     prometheus.Counter
+	breakerHeld   prometheus.Counter
 	aeLastPass    prometheus.Gauge
 	malformed     *prometheus.CounterVec
 	// state is read at scrape time: the firehose follower (its counters
@@ -75,6 +76,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.lostFound = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "moodsync_lost_moods_found_total", Help: "Records of lost moods found (a ref naming no MongoDB document: Mongo restored from a backup, a document deleted by hand), on firehose ops and in whole-user reconciles; kept, never deleted, for moodsync restore.",
 	})
+	m.breakerHeld = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moodsync_mass_delete_breaker_held_total", Help: "Soft deletes for missing records held by the mass-delete breaker across all users (tripped past MOODSYNC_MASS_DELETE_BREAKER an hour), until an operator releases it.",
+	})
 	m.aeLastPass = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "moodsync_anti_entropy_last_pass_timestamp_seconds", Help: "When the last anti-entropy pass of this replica started (Unix time).",
 	})
@@ -99,7 +103,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	build.Set(1)
 	m.state = &stateCollector{}
 	reg.MustRegister(m.intents, m.actions, m.logins, m.refreshes, m.writeSeconds,
-		m.leader, m.leaderChanges, m.aePasses, m.driftFound, m.driftFixed, m.guardTrips, m.lostFound, m.aeLastPass, m.malformed, build, m.state,
+		m.leader, m.leaderChanges, m.aePasses, m.driftFound, m.driftFixed, m.guardTrips, m.lostFound, m.breakerHeld, m.aeLastPass, m.malformed, build, m.state,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -145,6 +149,8 @@ func (m *metrics) engineAction(action string, n int) {
 		m.driftFixed.Add(float64(n))
 	case reconcile.ActionMassDeleteGuard:
 		m.guardTrips.Add(float64(n))
+	case reconcile.ActionBreakerHeld:
+		m.breakerHeld.Add(float64(n))
 	case reconcile.ActionLostFound:
 		m.lostFound.Add(float64(n))
 	case "verdict_" + reconcile.ClassLost.Label():

@@ -43,6 +43,9 @@ func (c *publishCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&in.User, "user", "", "Auth0 sub of the user")
 	fs.StringVar(&in.MongoID, "mood", "", "ObjectID (hex) of the mood, for create and delete")
 	fs.StringVar(&in.DID, "did", "", "DID of the user's repo, for purge after the users row is gone")
+	if in.Op == intent.OpReconcile {
+		fs.StringVar(&in.Cause, "cause", "", "why, for reconcile: future-cursor when the user's repo lost records (they are written again, never taken as deletes)")
+	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/whistlegraph/moodsync/publisher"
 	"github.com/whistlegraph/moodsync/publisher/deadletter"
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 	"github.com/whistlegraph/moodsync/reconcile/pdsclient"
 	"github.com/whistlegraph/moodsync/reconcile/status"
 )
@@ -63,6 +64,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	engine := reconcile.NewEngine(in.Store, pds, log)
 	engine.Observe = m.engineAction
 	engine.MassDeleteLimit = cfg.MassDeleteLimit
+	engine.Breaker = &mongostore.Breaker{Store: in.Store, Limit: cfg.MassDeleteBreaker}
 	queue := publisher.Queue{JS: in.JS}
 	sweep := &reconcile.Sweep{Users: in.Store, Queue: queue, State: in.Store, Log: log}
 	pub := publisher.New(in.JS, engine, publisher.Config{Concurrency: cfg.PublishConcurrency, KeepOrphans: !cfg.DeleteOrphans}, log)

@@ -60,6 +60,8 @@ var Table = []Setting{
 		Help: "log format: json or text (empty: text on a terminal, json otherwise)"},
 	{Name: "log-level", Kind: LogLevel, Default: "info",
 		Help: "log level: debug, info, warn, error"},
+	{Name: "mass-delete-breaker", Kind: Count(0), Default: "100",
+		Help: "most soft deletes for missing records whole-user passes make in an hour, across all users; past it every further one is held until an operator releases them (0: no bound)"},
 	{Name: "mass-delete-limit", Kind: Count(0), Default: "10",
 		Help: "most moods of one user a whole-user pass soft-deletes because their records are missing; over it, none are"},
 	{Name: "max-export-bytes", Kind: Bytes, Default: "64MiB",

@@ -208,3 +208,16 @@ type RepoStatus struct {
 	Status string // when inactive: deactivated, takendown, suspended, deleted
 	Rev    string
 }
+
+// BreakerState is the mass-delete breaker across all users: how many soft
+// deletes on evidence other than seen delete ops the current window has
+// taken, and whether the breaker tripped (then every further one is held
+// until an operator releases it).
+type BreakerState struct {
+	WindowStart time.Time `bson:"windowStart" json:"windowStart"`
+	Count       int       `bson:"count" json:"count"`
+	Tripped     bool      `bson:"tripped,omitempty" json:"tripped,omitempty"`
+	TrippedAt   time.Time `bson:"trippedAt,omitempty" json:"trippedAt,omitzero"`
+	// Held counts the soft deletes held since the breaker tripped.
+	Held int `bson:"held,omitempty" json:"held,omitempty"`
+}
