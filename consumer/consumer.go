@@ -143,6 +143,10 @@ type Consumer struct {
 	readyCh     chan struct{}
 
 	chains map[string]chainLink // by DID; only the handler goroutine uses it
+	// replayedUpTo and markedUpTo bound the deletes' fast path
+	// (replaymark.go); only the handler goroutine uses them after Run
+	// loaded them.
+	replayedUpTo, markedUpTo int64
 	noted  map[string]time.Time // by DID: last noteEvent write; handler goroutine only
 
 	// The reader's own: the frame buffer and the #commit view, reused.
@@ -273,7 +277,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	err := c.retry(ctx, "load cursor", func() error {
 		var err error
 		seq, ok, err = c.store.LoadCursor(ctx, c.stream)
-		return err
+		if err != nil {
+			return err
+		}
+		return c.loadReplayMark(ctx)
 	})
 	if err != nil {
 		return nil // ctx ended
@@ -340,6 +347,7 @@ func (c *Consumer) forgetCursor(ctx context.Context) {
 	if err := c.store.DeleteCursor(ctx, c.stream); err != nil {
 		c.log.Error("could not delete the stored cursor", "err", err)
 	}
+	c.forgetReplayMark(ctx)
 	c.handled.Store(0)
 	c.saved.Store(0)
 	c.chains = map[string]chainLink{}

@@ -534,3 +534,36 @@ func TestConsumerChecksOnlyDeletesOutOfOrder(t *testing.T) {
 		t.Fatalf("bob's mood after a delete first seen, its record still there: %+v", m)
 	}
 }
+
+// TestConsumerReplayedDeleteAfterRestartReadsFirst: a run handles a create,
+// a post and a delete of one repo, and stops before storing its cursor. The
+// mood is then linked to the same key again (its record written again at
+// its deterministic key). The next run replays the same commits from the
+// older cursor: they follow each other, but their seqs are within what an
+// earlier run may have handled, so the delete reads the record first — it
+// is there — and the live mood stays.
+func TestConsumerReplayedDeleteAfterRestartReadsFirst(t *testing.T) {
+	r := newRig(t)
+	g, alice := r.user(t, "alice")
+	a := r.mood(alice, 1)
+	const key = "3kh5dye2qpc2a"
+	r.fh.add(
+		commitFrame(t, g.commit(t, 1, moodOp(key, a))),
+		commitFrame(t, g.commit(t, 2, g.postOp())),
+		commitFrame(t, g.commit(t, 3, genOp{path: "computer.aesthetic.mood/" + key, delete: true})),
+	)
+	c := r.start(t, func(cfg *Config) { cfg.SaveEvery = time.Hour })
+	r.handledAll(t, c)
+	if m := r.store.Mood(a); !m.Deleted {
+		t.Fatalf("the first run's delete: %+v", m)
+	}
+	c.kill() // no cursor stored past 0
+	// Linked again since: live, at the same key, its record back.
+	r.store.PutMood(model.Mood{ID: a, User: alice.User, Text: "sunny", When: time.Unix(0, 0), Rkey: key})
+	r.pds.Put(alice.DID, model.Record{Rkey: key, Value: model.RecordValue{Type: model.Collection, Mood: "sunny", When: "1970-01-01T00:00:00.000Z", Ref: a}})
+	c = r.start(t, nil)
+	r.handledAll(t, c)
+	if m := r.store.Mood(a); m.Deleted || m.Rkey != key {
+		t.Fatalf("a replayed delete took a live mood: %+v", m)
+	}
+}

@@ -163,10 +163,11 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 		return nil
 	}
 
-	// A commit that follows the repo's last one is no replay: its deletes
-	// are taken as they are, without reading the record again.
+	// A commit that follows the repo's last one, past every seq an
+	// earlier run can have handled, is no replay: its deletes are taken as
+	// they are, without reading the record again (replaymark.go).
 	opts := c.opts
-	if known {
+	if known && hasDelete(moodOps) && c.fastPath(ctx, evt.Seq) {
 		opts = append(opts[:len(opts):len(opts)], reconcile.InOrder())
 	}
 	for _, op := range moodOps {
@@ -176,6 +177,16 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 	}
 	c.chains[evt.Repo] = link(evt, commit)
 	return nil
+}
+
+// hasDelete reports whether any of the ops is a delete.
+func hasDelete(ops []*comatproto.SyncSubscribeRepos_RepoOp) bool {
+	for _, op := range ops {
+		if op.Action == "delete" {
+			return true
+		}
+	}
+	return false
 }
 
 // link is where the chain stands after a commit; the MST root is known

@@ -125,7 +125,7 @@ func (e *Engine) converge(ctx context.Context, did string, moods []*model.Mood) 
 	failed := make(map[string]error)
 	// A delete removes only the record it means: the record at the stored
 	// rkey must carry this mood's ref (a deterministic key can be reused).
-	var writes []*model.Mood
+	var writes, deletes []*model.Mood
 	swap := map[string]string{} // mood id → CID of the record to delete
 	for _, m := range moods {
 		if DecidePublish(m) != PublishDelete {
@@ -145,7 +145,7 @@ func (e *Engine) converge(ctx context.Context, did string, moods []*model.Mood) 
 				"mood", m.ID, "uri", model.URI(did, m.Rkey), "names", rec.Value.MoodID())
 		default:
 			swap[m.ID] = rec.CID
-			writes = append(writes, m)
+			deletes = append(deletes, m)
 			continue
 		}
 		if err := e.record(ctx, did, m, m.Rkey); err != nil {
@@ -193,29 +193,32 @@ func (e *Engine) converge(ctx context.Context, did string, moods []*model.Mood) 
 			}
 		}
 	}
+	// Deletes go one at a time, each naming the CID it read (swapRecord):
+	// applyWrites has no swap per record, so a batch could remove a record
+	// written again meanwhile.
+	for _, m := range deletes {
+		rkey, err := e.writeOne(ctx, did, m, swap[m.ID])
+		if err == nil {
+			err = e.record(ctx, did, m, rkey)
+		}
+		if err != nil {
+			failed[m.ID] = err
+		}
+	}
 	return failed
 }
 
 var errBatchRefused = errors.New("applyWrites refused the batch")
 
-// writeBatch writes the whole chunk in one applyWrites call, creates at
-// attempt-0 keys. It returns mood id → rkey written (or deleted).
+// writeBatch writes the records of a chunk of moods to create in one
+// applyWrites call, at attempt-0 keys. It returns mood id → rkey written.
 func (e *Engine) writeBatch(ctx context.Context, did string, chunk []*model.Mood) (map[string]string, error) {
 	writes := make([]model.Write, 0, len(chunk))
 	rkeys := make(map[string]string, len(chunk))
-	creates, deletes := 0, 0
 	for _, m := range chunk {
-		switch DecidePublish(m) {
-		case PublishCreate:
-			rk := model.Rkey(m, 0)
-			writes = append(writes, model.Write{Rkey: rk, Value: model.NewRecordValue(m)})
-			rkeys[m.ID] = rk
-			creates++
-		case PublishDelete:
-			writes = append(writes, model.Write{Delete: true, Rkey: m.Rkey})
-			rkeys[m.ID] = m.Rkey
-			deletes++
-		}
+		rk := model.Rkey(m, 0)
+		writes = append(writes, model.Write{Rkey: rk, Value: model.NewRecordValue(m)})
+		rkeys[m.ID] = rk
 	}
 	if err := e.PDS.ApplyWrites(ctx, did, writes); err != nil {
 		if model.IsTransport(err) || model.IsPermanent(err) {
@@ -223,8 +226,7 @@ func (e *Engine) writeBatch(ctx context.Context, did string, chunk []*model.Mood
 		}
 		return nil, fmt.Errorf("%w: %v", errBatchRefused, err)
 	}
-	e.observe("pds_create", creates)
-	e.observe("pds_delete", deletes)
+	e.observe("pds_create", len(writes))
 	return rkeys, nil
 }
 
