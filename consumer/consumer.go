@@ -147,7 +147,7 @@ type Consumer struct {
 	// (replaymark.go); only the handler goroutine uses them after Run
 	// loaded them.
 	replayedUpTo, markedUpTo int64
-	noted  map[string]time.Time // by DID: last noteEvent write; handler goroutine only
+	noted                    map[string]time.Time // by DID: last noteEvent write; handler goroutine only
 
 	// The reader's own: the frame buffer and the #commit view, reused.
 	frame []byte
