@@ -20,8 +20,9 @@ import (
 // The admin routes' limits on failed attempts, per client address: a
 // client may fail adminFailBurst times at once, then once every
 // adminFailEvery; beyond that its admin requests are answered 429, right
-// token or not, until it may fail again. Only the adminClients addresses
-// that failed most recently are remembered (an IPv6 client by its /64).
+// token or not, until it may fail again. At most adminClients addresses
+// that failed are remembered, the one seen least recently dropped first
+// (an IPv6 client by its /64).
 const (
 	adminFailBurst = 10
 	adminFailEvery = 6 * time.Second
