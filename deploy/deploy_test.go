@@ -1,8 +1,9 @@
 // Package deploy_test checks the deployment files in deploy/ against the
 // code: every setting they name is one `moodsync run` has (the settings
 // table), values parse with the table's own parsers,
-// the production image gets what it needs, images are pinned, and the NATS
-// definitions are exactly what moodsync creates. `make check-deploy` runs
+// the production image gets what it needs, the admin token comes from
+// secrets only and the Service carries metrics alone, images are pinned,
+// and the NATS definitions are exactly what moodsync creates. `make check-deploy` runs
 // these tests.
 package deploy_test
 
@@ -745,5 +746,169 @@ func TestNATSDefinitionsMatchPublisher(t *testing.T) {
 	wantCmd := "nats kv add " + cfg.Bucket + " --history " + strconv.Itoa(int(cfg.History)) + " --ttl " + cfg.TTL.String() + " --storage file"
 	if !strings.Contains(readme, wantCmd) {
 		t.Errorf("nats/README.md does not say %q", wantCmd)
+	}
+}
+
+// The admin token's settings.
+const (
+	adminToken     = "MOODSYNC_ADMIN_TOKEN"
+	adminTokenFile = "MOODSYNC_ADMIN_TOKEN_FILE"
+)
+
+// loopback reports whether a listen address is on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && (host == "localhost" || (ip != nil && ip.IsLoopback()))
+}
+
+// noTokenFlag fails when a command line gives the admin token (anyone on
+// the host sees a process's arguments).
+func noTokenFlag(t *testing.T, where string, args []string) {
+	t.Helper()
+	for _, a := range args {
+		if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && strings.HasPrefix(name, "admin-token") {
+			t.Errorf("%s: %s on the command line: the admin token comes from a secret", where, a)
+		}
+	}
+}
+
+// TestDeployAdminRouteNeedsASecretToken: the admin route GET
+// /v1/users/{sub} is served on the port of MOODSYNC_HTTP_ADDR, which every
+// deployment opens beyond loopback for probes and Prometheus. So each of
+// them takes the admin token from a secret — the Kubernetes Secret (as a
+// variable or a mounted file), the mode-0600 systemd env file, the
+// operator's shell for compose — and never from a value written in a
+// manifest, the unit, the image or a command line; an empty secret leaves
+// the route off. The Kubernetes Service carries the metrics port alone,
+// announced for scraping /metrics alone, and nothing else exposes a port.
+func TestDeployAdminRouteNeedsASecretToken(t *testing.T) {
+	// Kubernetes.
+	objs := k8s(t)
+	cm := envMap(dig(objs["ConfigMap/moodsync"], "data"))
+	if _, ok := cm[adminToken]; ok {
+		t.Errorf("k8s: %s is in the ConfigMap; it belongs in the Secret", adminToken)
+	}
+	pod := dig(objs["Deployment/moodsync"], "spec", "template", "spec")
+	secretVolumes := map[string]bool{}
+	for _, v := range asList(dig(pod, "volumes")) {
+		if n := str(dig(v, "secret", "secretName")); n != "" && objs["Secret/"+n] != nil {
+			secretVolumes[str(dig(v, "name"))] = true
+		}
+	}
+	for i, c := range asList(dig(pod, "containers")) {
+		where := "k8s Deployment container " + str(dig(c, "name"))
+		noTokenFlag(t, where, strs(dig(c, "args")))
+		noTokenFlag(t, where, strs(dig(c, "command")))
+		env := map[string]string{}
+		for k, v := range cm {
+			env[k] = v
+		}
+		fromSecret := false
+		for _, ref := range asList(dig(c, "envFrom")) {
+			if n := str(dig(ref, "secretRef", "name")); n != "" {
+				if _, ok := envMap(dig(objs["Secret/"+n], "stringData"))[adminToken]; ok {
+					fromSecret = true
+				}
+			}
+		}
+		for _, e := range asList(dig(c, "env")) {
+			name := str(dig(e, "name"))
+			switch {
+			case name == adminToken && dig(e, "value") != nil:
+				t.Errorf("%s: %s has a value written in the manifest; take it from the Secret (valueFrom.secretKeyRef)", where, name)
+			case name == adminToken:
+				n, key := str(dig(e, "valueFrom", "secretKeyRef", "name")), str(dig(e, "valueFrom", "secretKeyRef", "key"))
+				if _, ok := envMap(dig(objs["Secret/"+n], "stringData"))[key]; !ok || n == "" {
+					t.Errorf("%s: %s is not taken from a key of a Secret in the manifests", where, name)
+				}
+				fromSecret = true
+			case name == adminTokenFile:
+				env[name] = str(dig(e, "value"))
+			}
+		}
+		if f := env[adminTokenFile]; f != "" {
+			mounted := false
+			for _, m := range asList(dig(c, "volumeMounts")) {
+				dir := strings.TrimSuffix(str(dig(m, "mountPath")), "/") + "/"
+				if secretVolumes[str(dig(m, "name"))] && strings.HasPrefix(f, dir) {
+					mounted = true
+				}
+			}
+			if !mounted {
+				t.Errorf("%s: %s=%s is not in a volume of a Secret", where, adminTokenFile, f)
+			}
+			fromSecret = true
+		}
+		if !loopback(cm["MOODSYNC_HTTP_ADDR"]) && !fromSecret {
+			t.Errorf("%s (container %d): the HTTP port listens on %s and the admin token comes from no Secret", where, i, cm["MOODSYNC_HTTP_ADDR"])
+		}
+	}
+	for name, obj := range objs {
+		kind := str(obj["kind"])
+		switch {
+		case kind == "Ingress" || kind == "Gateway" || strings.HasSuffix(kind, "Route"):
+			t.Errorf("k8s: %s exposes moodsync's HTTP port beyond the cluster", name)
+		case kind == "Service" && name != "Service/moodsync-metrics":
+			t.Errorf("k8s: %s: the only Service is moodsync-metrics", name)
+		}
+	}
+	svc := objs["Service/moodsync-metrics"]
+	if typ := str(dig(svc, "spec", "type")); typ != "" && typ != "ClusterIP" {
+		t.Errorf("Service moodsync-metrics is of type %s: want ClusterIP (in the cluster only)", typ)
+	}
+	if ports := asList(dig(svc, "spec", "ports")); len(ports) != 1 || str(dig(ports[0], "targetPort")) != "metrics" {
+		t.Errorf("Service moodsync-metrics: ports %v, want the metrics port alone", ports)
+	}
+	port := strconv.Itoa(httpPort(t, "k8s ConfigMap", cm["MOODSYNC_HTTP_ADDR"]))
+	for k, v := range envMap(dig(svc, "metadata", "annotations")) {
+		want, ok := map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": "/metrics"}[k]
+		if !ok || v != want {
+			t.Errorf("Service moodsync-metrics: annotation %s: %s; only prometheus.io/scrape, /port and /path (/metrics) are for it", k, v)
+		}
+	}
+
+	// Compose: from the operator's shell (or deploy/.env), never written.
+	interpolated := regexp.MustCompile(`^\$\{` + adminToken + `(:?-)?\}$`)
+	for name, svc := range moodsyncServices(t) {
+		where := "compose " + name
+		env := envMap(svc["environment"])
+		noTokenFlag(t, where, strs(svc["command"]))
+		tok, hasTok := env[adminToken]
+		file := env[adminTokenFile]
+		switch {
+		case hasTok && !interpolated.MatchString(tok):
+			t.Errorf("%s: %s is written in the file; want ${%s:-} from the operator's environment", where, adminToken, adminToken)
+		case file != "" && (!strings.HasPrefix(file, "/run/secrets/") || len(asList(svc["secrets"])) == 0):
+			t.Errorf("%s: %s=%s is not a compose secret", where, adminTokenFile, file)
+		case !hasTok && file == "" && !loopback(env["MOODSYNC_HTTP_ADDR"]):
+			t.Errorf("%s: the HTTP port listens on %s and no admin token is given", where, env["MOODSYNC_HTTP_ADDR"])
+		}
+	}
+
+	// systemd: in the mode-0600 env file, empty in the example.
+	env := envFile(t, "systemd/moodsync.env.example")
+	tok, hasTok := env[adminToken]
+	switch {
+	case hasTok && tok != "":
+		t.Errorf("systemd env: %s has an example value, which would be copied: leave it empty", adminToken)
+	case !hasTok && env[adminTokenFile] == "" && !loopback(env["MOODSYNC_HTTP_ADDR"]):
+		t.Errorf("systemd env: the HTTP port listens on %s and no admin token is named", env["MOODSYNC_HTTP_ADDR"])
+	}
+	for _, line := range strings.Split(string(read(t, "systemd/moodsync.service")), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "Environment" && strings.Contains(v, adminToken+"=") {
+			t.Errorf("systemd unit: %s in an Environment= line, which anyone on the host may read: it belongs in the env file", adminToken)
+		}
+	}
+	noTokenFlag(t, "systemd ExecStart", strings.Fields(unitValue(t, "ExecStart")))
+
+	// The image: nothing of a token.
+	if _, ok := dockerEnv(t)[adminToken]; ok {
+		t.Errorf("Dockerfile: ENV %s: an image carries no token", adminToken)
+	}
+	for _, in := range dockerfile(t) {
+		if in[0] == "CMD" || in[0] == "ENTRYPOINT" {
+			noTokenFlag(t, "Dockerfile "+in[0], strings.Fields(strings.NewReplacer("[", " ", "]", " ", ",", " ", `"`, " ").Replace(in[1])))
+		}
 	}
 }

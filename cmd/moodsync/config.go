@@ -32,6 +32,11 @@ type Config struct {
 	DataDir  string
 	HTTPAddr string
 
+	// AdminToken is the bearer token of the admin routes; AdminTokenFile
+	// names a file holding it instead (adminToken reads it).
+	AdminToken     string
+	AdminTokenFile string
+
 	LogFormat string
 	LogLevel  string
 
@@ -71,6 +76,10 @@ func (cfg *Config) field(name string) any {
 		return &cfg.DataDir
 	case "http-addr":
 		return &cfg.HTTPAddr
+	case "admin-token":
+		return &cfg.AdminToken
+	case "admin-token-file":
+		return &cfg.AdminTokenFile
 	case "log-format":
 		return &cfg.LogFormat
 	case "log-level":
@@ -185,4 +194,55 @@ func (cfg *Config) firehoseURL() (string, error) {
 	}
 	u.Path = strings.TrimRight(u.Path, "/") + "/xrpc/com.atproto.sync.subscribeRepos"
 	return u.String(), nil
+}
+
+// maxTokenFileBytes is the most of a token file read: a token is at most
+// settings.MaxTokenLen characters, with some white space around it.
+const maxTokenFileBytes = 64 << 10
+
+// adminToken is the bearer token of the admin routes: --admin-token, or
+// what the file --admin-token-file names holds, without the white space
+// around it (a file written by hand ends with a newline); "" when neither
+// is set, and then the admin routes are off. An empty file is no token. A
+// file that cannot be read, or whose token is not valid, is an error that
+// names the file and shows nothing of what it holds.
+func (cfg *Config) adminToken() (string, error) {
+	switch {
+	case cfg.AdminTokenFile == "":
+		return cfg.AdminToken, nil
+	case cfg.AdminToken != "":
+		return "", errors.New("--admin-token ($MOODSYNC_ADMIN_TOKEN) and --admin-token-file ($MOODSYNC_ADMIN_TOKEN_FILE) are both set: give one")
+	}
+	b, err := readTokenFile(cfg.AdminTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("admin token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if _, err := settings.Token.Parse(tok); err != nil {
+		return "", fmt.Errorf("admin token file %s: %v", cfg.AdminTokenFile, err)
+	}
+	return tok, nil
+}
+
+// readTokenFile reads a regular file of at most maxTokenFileBytes (not a
+// pipe, which would block, nor a device).
+func readTokenFile(path string) ([]byte, error) {
+	// Checked before it is opened: opening a pipe waits for a writer.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFileBytes+1))
+	if err == nil && len(b) > maxTokenFileBytes {
+		err = fmt.Errorf("%s is larger than %d bytes", path, maxTokenFileBytes)
+	}
+	return b, err
 }

@@ -26,6 +26,7 @@ func secretEnv(t *testing.T) {
 		"MOODSYNC_PDS_URL":      "https://admin:" + secret + "@pds.example.com",
 		"MOODSYNC_FIREHOSE_URL": "wss://relay.example.com/xrpc/com.atproto.sync.subscribeRepos?token=" + secret,
 		"MOODSYNC_PLC_URL":      "https://" + secret + "@plc.example.com",
+		"MOODSYNC_ADMIN_TOKEN":  "admin-" + secret + "-0123456789abcdef",
 	} {
 		t.Setenv(k, v)
 	}
@@ -53,6 +54,7 @@ func TestHelpSaysWhereValuesComeFromNeverASecret(t *testing.T) {
 	for _, want := range []string{
 		"now set by --mongo-uri (not shown: it may hold a credential)",
 		"now set by $MOODSYNC_NATS_URL (not shown: it may hold a credential)",
+		"now set by $MOODSYNC_ADMIN_TOKEN (not shown: it may hold a credential)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("run -h lacks %q:\n%s", want, out.String())
@@ -99,6 +101,7 @@ func TestEnvironmentIsCheckedAndAFlagWinsOverIt(t *testing.T) {
 var badValues = map[string]string{
 	"bool": "flase", "duration": "1d", "size": "lots", "int": "-5", "host:port": "nohost",
 	"dir": " ", "name": "a/b", "format": "xml", "level": "loud", "URLs": "nats://h:port",
+	"file": " ", "token": secret,
 }
 
 // TestEveryBadSettingStopsTheCommandNamingIt: whatever setting is bad,

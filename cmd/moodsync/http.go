@@ -19,10 +19,9 @@ type readinessCheck struct {
 	check func(ctx context.Context) error
 }
 
-// httpHandler serves the HTTP port: metrics, probes and, for operators,
-// the status of a user at GET /v1/users/{sub} (users).
-func httpHandler(reg *prometheus.Registry, in *infra, users http.Handler, extra ...readinessCheck) http.Handler {
-	checks := append([]readinessCheck{
+// infraChecks are the readiness checks of MongoDB and NATS, then extra.
+func infraChecks(in *infra, extra ...readinessCheck) []readinessCheck {
+	return append([]readinessCheck{
 		{"mongo", in.Store.Ping},
 		{"nats", func(context.Context) error {
 			if in.NC.Status() != nats.CONNECTED {
@@ -31,9 +30,17 @@ func httpHandler(reg *prometheus.Registry, in *infra, users http.Handler, extra 
 			return nil
 		}},
 	}, extra...)
+}
+
+// httpHandler serves the HTTP port: metrics, probes and, for operators,
+// the admin routes /v1/… (admin, which checks the admin token; nil when
+// no token is set: then /v1/… is not found).
+func httpHandler(reg *prometheus.Registry, checks []readinessCheck, admin http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.Handle("GET /v1/users/{sub}", users)
+	if admin != nil {
+		mux.Handle("/v1/", admin)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

@@ -31,6 +31,7 @@ type metrics struct {
 	breakerHeld   prometheus.Counter
 	aeLastPass    prometheus.Gauge
 	malformed     *prometheus.CounterVec
+	adminDenied   *prometheus.CounterVec
 	// state is read at scrape time: the firehose follower (its counters
 	// and lag), NATS reconnects and the streams (collect.go).
 	state *stateCollector
@@ -85,6 +86,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.malformed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "moodsync_mongo_malformed_documents_total", Help: "Reads of app documents moodsync cannot use (a field missing or of the wrong type), by collection: each skipped, logged with its _id, never written on a guess.",
 	}, []string{"collection"})
+	m.adminDenied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "moodsync_http_admin_denied_total", Help: "Requests to the admin routes refused, by reason: unauthorized (no or a wrong token), rate_limited (a client that failed too often).",
+	}, []string{"reason"})
+	for _, r := range []string{deniedUnauthorized, deniedRateLimited} {
+		m.adminDenied.WithLabelValues(r)
+	}
 	for _, c := range []string{mongostore.MoodsCollection, mongostore.UsersCollection} {
 		m.malformed.WithLabelValues(c)
 	}
@@ -103,7 +110,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	build.Set(1)
 	m.state = &stateCollector{}
 	reg.MustRegister(m.intents, m.actions, m.logins, m.refreshes, m.writeSeconds,
-		m.leader, m.leaderChanges, m.aePasses, m.driftFound, m.driftFixed, m.guardTrips, m.lostFound, m.breakerHeld, m.aeLastPass, m.malformed, build, m.state,
+		m.leader, m.leaderChanges, m.aePasses, m.driftFound, m.driftFixed, m.guardTrips, m.lostFound, m.breakerHeld, m.aeLastPass, m.malformed, m.adminDenied, build, m.state,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

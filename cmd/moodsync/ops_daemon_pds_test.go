@@ -70,8 +70,18 @@ func sum(series map[string]float64, name string, want ...string) float64 {
 }
 
 // get fetches a path of the daemon's HTTP server.
-func get(addr, path string) (int, string) {
-	resp, err := http.Get("http://" + addr + path)
+func get(addr, path string) (int, string) { return getWith(addr, path, "") }
+
+// getWith fetches a path with an Authorization header (none when empty).
+func getWith(addr, path, authorization string) (int, string) {
+	req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -99,7 +109,8 @@ func testDB(t *testing.T) string {
 
 // testDaemon is a daemon (not started) on the PDS at pdsURL, a fresh
 // database reached at mongoURI (the store returned reads it directly), an
-// embedded NATS of its own and a free HTTP port, with anti-entropy off.
+// embedded NATS of its own and a free HTTP port, with anti-entropy off
+// and the admin routes on (adminTestToken).
 func testDaemon(t *testing.T, pdsURL, plcURL, mongoURI string) (d *daemon, store *mongostore.Store, natsURL, httpAddr string) {
 	natsURL, db, httpAddr := devenv.NewNATS(t), testDB(t), freeAddr(t)
 	d = &daemon{t: t, env: []string{
@@ -111,6 +122,7 @@ func testDaemon(t *testing.T, pdsURL, plcURL, mongoURI string) (d *daemon, store
 		"MOODSYNC_HTTP_ADDR=" + httpAddr,
 		"MOODSYNC_LOG_FORMAT=text",
 		"MOODSYNC_ANTI_ENTROPY_EVERY=0",
+		"MOODSYNC_ADMIN_TOKEN=" + adminTestToken,
 	}}
 	store, err := mongostore.Connect(devenv.MongoURI(t), db)
 	if err != nil {

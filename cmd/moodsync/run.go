@@ -44,6 +44,10 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if cfg.PDSURL == "" {
 		return errNoPDS
 	}
+	adminToken, err := cfg.adminToken()
+	if err != nil {
+		return err
+	}
 
 	var in infra
 	defer in.Close()
@@ -73,12 +77,13 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 
 	statuses := status.NewReader(in.Store, pds, cfg.MassDeleteLimit)
 	statuses.Queues = deadletter.Queues{JS: in.JS}
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(reg, &in, statusHandler(statuses, log), lead.readiness()), ReadHeaderTimeout: 5 * time.Second}
+	admin := adminRoutes(adminToken, statusHandler(statuses, log), m.adminDenied, log)
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(reg, infraChecks(&in, lead.readiness()), admin), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	log.Info("moodsync running", "version", Version, "pds", redactURL(cfg.PDSURL), "http", cfg.HTTPAddr)
+	log.Info("moodsync running", "version", Version, "pds", redactURL(cfg.PDSURL), "http", cfg.HTTPAddr, "admin_routes", admin != nil)
 
 	// The components run until the signal or until one fails: then the
 	// others are stopped and waited for.

@@ -137,16 +137,17 @@ const minSecretLen = 4
 // of the secret settings given to this process — in the environment
 // (getenv) or on the command line (args) — never pass through it, whoever
 // formatted the line: nats.go, the MongoDB driver, net/http and the
-// websocket dialer quote URLs in their errors, user info included. What
-// moodsync logs itself is shown through redactURL; this is the net under
-// what it does not format.
+// websocket dialer quote URLs in their errors, user info included. A token
+// (the admin token) is hidden whole, and so is what a secret file
+// (--admin-token-file) holds. What moodsync logs itself is shown through
+// redactURL; this is the net under what it does not format.
 func hideSecrets(w io.Writer, args []string, getenv func(string) string) io.Writer {
-	var values []string
+	var secrets []string
 	for _, s := range settings.Table {
-		if !s.Secret {
+		if !s.Secret && !s.SecretFile {
 			continue
 		}
-		values = append(values, getenv(s.Env))
+		values := []string{getenv(s.Env)}
 		for i, a := range args {
 			name, v, eq := strings.Cut(strings.TrimLeft(a, "-"), "=")
 			switch {
@@ -157,10 +158,19 @@ func hideSecrets(w io.Writer, args []string, getenv func(string) string) io.Writ
 				values = append(values, args[i+1])
 			}
 		}
-	}
-	var secrets []string
-	for _, v := range values {
-		secrets = append(secrets, credentials(v)...)
+		for _, v := range values {
+			switch {
+			case s.SecretFile && v != "":
+				if b, err := readTokenFile(v); err == nil {
+					secrets = append(secrets, whole(string(b))...)
+				}
+			case s.SecretFile:
+			case s.Kind.Name == settings.Token.Name:
+				secrets = append(secrets, whole(v)...)
+			default:
+				secrets = append(secrets, credentials(v)...)
+			}
+		}
 	}
 	if len(secrets) == 0 {
 		return w
@@ -172,6 +182,15 @@ func hideSecrets(w io.Writer, args []string, getenv func(string) string) io.Writ
 		pairs = append(pairs, s, hidden)
 	}
 	return secretFilter{w: w, r: strings.NewReplacer(pairs...)}
+}
+
+// whole is a secret that is hidden whole (a token), without the white
+// space around it, when it is long enough to be looked for.
+func whole(v string) []string {
+	if v = strings.TrimSpace(v); len(v) >= minSecretLen {
+		return []string{v}
+	}
+	return nil
 }
 
 // credentials are the pieces of a URL setting that redactURL hides, as

@@ -3,7 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,6 +97,38 @@ func checkNoSecret(t *testing.T, what, out string, forms ...urlForm) {
 	}
 }
 
+// The admin token of the redaction tests: given in the environment, or in
+// a file the environment names (adminTokenEnv).
+const (
+	adminSecret     = "S3cretAdminToken-0123456789"
+	adminFileSecret = "S3cretAdminTokenInAFile-0123456789"
+)
+
+// adminTokenForm is the admin token as a form of secret to look for.
+var adminTokenForm = urlForm{name: "admin token", secrets: []string{adminSecret, adminFileSecret}}
+
+// adminTokenEnv sets the admin token: in $MOODSYNC_ADMIN_TOKEN, or, with
+// inFile, in a file $MOODSYNC_ADMIN_TOKEN_FILE names (ending with a
+// newline, as one written by hand).
+func adminTokenEnv(t *testing.T, inFile bool) {
+	t.Helper()
+	if !inFile {
+		t.Setenv("MOODSYNC_ADMIN_TOKEN", adminSecret)
+		return
+	}
+	t.Setenv("MOODSYNC_ADMIN_TOKEN_FILE", writeFile(t, "admin-token", adminFileSecret+"\n"))
+}
+
+// writeFile writes a file of mode 0600 in a temporary directory.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestRedactURLHidesEveryCredential(t *testing.T) {
 	for _, f := range urlForms {
 		host := "db1.example.com:27017"
@@ -123,26 +161,30 @@ func TestRedactURLHidesEveryCredential(t *testing.T) {
 // credentials on the way to stderr, whether the setting came from the
 // environment or the command line, written with "=" or as two arguments.
 func TestHideSecretsFromWhatOthersFormat(t *testing.T) {
-	env := map[string]string{"MOODSYNC_PDS_URL": "http://S3cret,PdsToken@pds.example.com", "MOODSYNC_LOG_LEVEL": "S3cretNot"}
-	args := []string{"run", "--nats-url=nats://u:S3cretA%2Cb@n1,nats://S3cretTok@n2", "-mongo-uri", "mongodb://u:S3cretM@db/?appName=S3cretApp", "--plc-url"}
+	env := map[string]string{"MOODSYNC_PDS_URL": "http://S3cret,PdsToken@pds.example.com", "MOODSYNC_LOG_LEVEL": "S3cretNot",
+		"MOODSYNC_ADMIN_TOKEN": adminSecret}
+	tokenFile := writeFile(t, "admin-token", "\n "+adminFileSecret+"\n")
+	args := []string{"run", "--nats-url=nats://u:S3cretA%2Cb@n1,nats://S3cretTok@n2", "-mongo-uri", "mongodb://u:S3cretM@db/?appName=S3cretApp",
+		"--admin-token-file", tokenFile, "--plc-url"}
 	var out bytes.Buffer
 	w := hideSecrets(&out, args, func(k string) string { return env[k] })
 	for _, line := range []string{
 		`Get "http://S3cret,PdsToken@pds.example.com/xrpc/x": refused`,
 		`nats: "nats://u:S3cretA,b@n1" and nats://S3cretTok@n2`,
 		`mongo: auth S3cretM failed (appName S3cretApp)`,
+		`admin: "Bearer ` + adminSecret + `" and "` + adminFileSecret + `" in ` + tokenFile,
 	} {
 		if _, err := w.Write([]byte(line + "\n")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	got := out.String()
-	for _, s := range []string{"S3cret,PdsToken", "PdsToken", "S3cretA", "S3cretTok", "S3cretM", "S3cretApp"} {
+	for _, s := range []string{"S3cret,PdsToken", "PdsToken", "S3cretA", "S3cretTok", "S3cretM", "S3cretApp", adminSecret, adminFileSecret} {
 		if strings.Contains(got, s) {
 			t.Errorf("%q shown:\n%s", s, got)
 		}
 	}
-	if !strings.Contains(got, "pds.example.com/xrpc/x") {
+	if !strings.Contains(got, "pds.example.com/xrpc/x") || !strings.Contains(got, tokenFile) {
 		t.Errorf("more than the secrets hidden:\n%s", got)
 	}
 	// Only secret settings are looked for.
@@ -190,9 +232,10 @@ func TestNoSecretInHelpFlagErrorsOrStartupErrors(t *testing.T) {
 	natsHost := strings.TrimPrefix(devenv.NewNATS(t), "nats://")
 	mongoHost := strings.TrimSuffix(strings.TrimPrefix(devenv.MongoURI(t), "mongodb://"), "/")
 	for i, env := range environments() {
-		forms := formsOf(env)
+		forms := append(formsOf(env), adminTokenForm)
 		setEnv := func(t *testing.T, hosts map[string]string) {
 			clearEnv(t)
+			adminTokenEnv(t, i%2 == 1)
 			t.Setenv("MOODSYNC_DATA_DIR", t.TempDir())
 			t.Setenv("MOODSYNC_EMBED_NATS_ADDR", freeAddr(t))
 			t.Setenv("MOODSYNC_EMBED_MONGO_ADDR", freeAddr(t))
@@ -276,7 +319,7 @@ func TestNoSecretInTheDaemonsLogs(t *testing.T) {
 		if !env["nats-url"].live {
 			env["nats-url"] = formNamed("NATS user and password")
 		}
-		forms := formsOf(env)
+		forms := append(formsOf(env), adminTokenForm)
 		t.Run(string(rune('A'+i)), func(t *testing.T) {
 			natsURL := devenv.NewNATS(t)
 			natsHost := strings.TrimPrefix(natsURL, "nats://")
@@ -294,8 +337,14 @@ func TestNoSecretInTheDaemonsLogs(t *testing.T) {
 				}
 				t.Setenv(settings.EnvName(setting), f.value(h))
 			}
+			adminTokenEnv(t, i%2 == 1)
+			token := adminSecret
+			if i%2 == 1 {
+				token = adminFileSecret
+			}
+			httpAddr := freeAddr(t)
 			for k, v := range map[string]string{
-				"MOODSYNC_MONGO_DB": store.DB.Name(), "MOODSYNC_HTTP_ADDR": freeAddr(t),
+				"MOODSYNC_MONGO_DB": store.DB.Name(), "MOODSYNC_HTTP_ADDR": httpAddr,
 				"MOODSYNC_DATA_DIR": t.TempDir(), "MOODSYNC_LOG_FORMAT": "json", "MOODSYNC_LOG_LEVEL": "debug",
 			} {
 				t.Setenv(k, v)
@@ -322,11 +371,30 @@ func TestNoSecretInTheDaemonsLogs(t *testing.T) {
 				l := logs.String()
 				return strings.Contains(l, "firehose connection ended") && strings.Contains(l, "intent failed; will retry")
 			})
+			// The admin route: refused with a wrong token (which no filter
+			// hides: it must not be logged at all), and with the right one
+			// a status that fails at the PDS.
+			for _, auth := range []string{"Bearer " + wrongAdminToken, "Bearer " + token} {
+				req, _ := http.NewRequest("GET", "http://"+httpAddr+"/v1/users/"+url.PathEscape(user), nil)
+				req.Header.Set("Authorization", auth)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if want := http.StatusUnauthorized; (auth == "Bearer "+wrongAdminToken) != (resp.StatusCode == want) {
+					t.Errorf("%s…: %d", auth[:10], resp.StatusCode)
+				}
+			}
+			devenv.Eventually(t, 10*time.Second, "the refusal logged", func() bool {
+				return strings.Contains(logs.String(), "admin request refused")
+			})
 			cancel()
 			if code := <-done; code != 0 {
 				t.Errorf("run exited %d", code)
 			}
-			checkNoSecret(t, "the daemon's logs", logs.String(), append(forms, urlForm{name: "users row", secrets: []string{"S3cretUserPassword"}})...)
+			checkNoSecret(t, "the daemon's logs", logs.String(), append(forms, urlForm{name: "users row", secrets: []string{"S3cretUserPassword"}},
+				urlForm{name: "a wrong admin token", secrets: []string{wrongAdminToken}})...)
 			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 				if !strings.HasPrefix(line, "{") {
 					t.Errorf("not a JSON log line: %s", line)
@@ -345,5 +413,59 @@ func TestOneShotCommandNamesNoCredentialOfABadURL(t *testing.T) {
 	code := Main(context.Background(), []string{"publish", "reconcile", "--user", "auth0|1"}, &out, &out)
 	if code != 1 || strings.Contains(out.String(), secret) || !strings.Contains(out.String(), "invalid URL escape") {
 		t.Errorf("exit %d, output:\n%s", code, out.String())
+	}
+}
+
+// wrongAdminToken is a guess at the admin token.
+const wrongAdminToken = "S3cretWrongGuess-0123456789"
+
+// TestAdminTokenErrorsShowNothingOfIt: a token file that cannot be used
+// stops `run` at start with an error naming the file, never what it
+// holds; a token given twice is refused.
+func TestAdminTokenErrorsShowNothingOfIt(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, token, file, want string
+	}{
+		{"not a token", "", writeFile(t, "bad", "S3cret bad admin token\n"), "admin token file %s: not a valid token"},
+		{"too short", "", writeFile(t, "short", "S3cret\n"), "admin token file %s: not a valid token"},
+		{"missing", "", filepath.Join(t.TempDir(), "missing"), "admin token file: stat %s: no such file"},
+		{"a pipe", "", fifo, "admin token file: %s is not a regular file"},
+		{"both", adminSecret, writeFile(t, "token", adminFileSecret), "--admin-token ($MOODSYNC_ADMIN_TOKEN) and --admin-token-file ($MOODSYNC_ADMIN_TOKEN_FILE) are both set"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv("MOODSYNC_PDS_URL", "http://"+deadHost)
+			t.Setenv("MOODSYNC_ADMIN_TOKEN", c.token)
+			t.Setenv("MOODSYNC_ADMIN_TOKEN_FILE", c.file)
+			var out bytes.Buffer
+			code := Main(context.Background(), []string{"run"}, &out, &out)
+			want := c.want
+			if strings.Contains(want, "%s") {
+				want = fmt.Sprintf(want, c.file)
+			}
+			if code != 1 || !strings.HasPrefix(out.String(), "moodsync run: "+want) || strings.Count(out.String(), "\n") != 1 {
+				t.Errorf("exit %d, output:\n%s", code, out.String())
+			}
+			for _, s := range []string{"S3cret", "bad admin token", adminSecret, adminFileSecret} {
+				if strings.Contains(out.String(), s) {
+					t.Errorf("%q shown:\n%s", s, out.String())
+				}
+			}
+		})
+	}
+
+	// Read: without the white space around it; an empty file is no token.
+	for content, want := range map[string]string{"\n\t" + adminFileSecret + " \r\n": adminFileSecret, "": "", "\n": ""} {
+		cfg := Config{AdminTokenFile: writeFile(t, "token", content)}
+		if got, err := cfg.adminToken(); got != want || err != nil {
+			t.Errorf("token file %q: %q, %v; want %q", content, got, err, want)
+		}
+	}
+	if got, err := (&Config{AdminToken: adminSecret}).adminToken(); got != adminSecret || err != nil {
+		t.Errorf("token: %q, %v", got, err)
 	}
 }

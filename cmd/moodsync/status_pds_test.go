@@ -106,7 +106,9 @@ func TestStatusOfThreeUsersOnTheRealPDS(t *testing.T) {
 		}
 		return stdout.String()
 	}
-	web := func(user string) (int, string) { return get(httpAddr, "/v1/users/"+url.PathEscape(user)) }
+	web := func(user string) (int, string) {
+		return getWith(httpAddr, "/v1/users/"+url.PathEscape(user), "Bearer "+adminTestToken)
+	}
 	// The same JSON both ways, once what the daemon is doing has settled.
 	read := func(u *devenv.Account, what string, settled func(s *status.User) bool) (*status.User, string) {
 		t.Helper()
@@ -174,6 +176,18 @@ func TestStatusOfThreeUsersOnTheRealPDS(t *testing.T) {
 	}
 	expect(sleepy.User, text, "Account status: ⛔ deactivated (last seen ", "the PDS says: deactivated",
 		"Drift: ❗ not compared: ", "(account, seq ")
+
+	// Without the token, or with another, nothing of a user: 401, no detail.
+	before := sum(scrape(t, httpAddr), "moodsync_http_admin_denied_total", `reason="unauthorized"`)
+	for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Bearer " + adminTestToken + "x"} {
+		code, body := getWith(httpAddr, "/v1/users/"+url.PathEscape(healthy.User), auth)
+		if code != http.StatusUnauthorized || body != "unauthorized\n" {
+			t.Errorf("GET with %q: %d %s", auth, code, body)
+		}
+	}
+	if n := sum(scrape(t, httpAddr), "moodsync_http_admin_denied_total", `reason="unauthorized"`) - before; n != 3 {
+		t.Errorf("%v refusals counted, want 3", n)
+	}
 
 	// Nobody: 404 on the port, exit 1 from the command.
 	if code, body := web("auth0|nobody"); code != http.StatusNotFound || !strings.Contains(body, "knows nothing of auth0|nobody") {

@@ -73,6 +73,25 @@ var (
 		}
 		return s, nil
 	}}
+	// File is a file's path, or empty for none.
+	File = Kind{"file", func(s string) (any, error) {
+		if s != "" && strings.TrimSpace(s) == "" {
+			return nil, errors.New("blank (want a file's path, or nothing)")
+		}
+		return s, nil
+	}}
+	// Token is a bearer token as an Authorization header carries it: at
+	// least MinTokenLen printable ASCII characters and no spaces, at most
+	// MaxTokenLen; or empty for none.
+	Token = Kind{"token", func(s string) (any, error) {
+		if s == "" {
+			return s, nil
+		}
+		if len(s) < MinTokenLen || len(s) > MaxTokenLen || strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+			return nil, fmt.Errorf("not a valid token (want %d to %d printable ASCII characters, no spaces: e.g. openssl rand -hex 32)", MinTokenLen, MaxTokenLen)
+		}
+		return s, nil
+	}}
 	// DatabaseName is a MongoDB database name.
 	DatabaseName = Kind{"name", func(s string) (any, error) {
 		if s == "" || len(s) > 63 || strings.ContainsAny(s, "/\\. \"$*<>:|?\x00") {
@@ -144,6 +163,13 @@ var (
 		}
 		return s, nil
 	}}
+)
+
+// The bounds of a Token. A token shorter than 16 characters could be
+// guessed; one of 32 random bytes in hex (64 characters) cannot.
+const (
+	MinTokenLen = 16
+	MaxTokenLen = 1024
 )
 
 // Count is a whole number of at least min.

@@ -33,6 +33,9 @@ type Setting struct {
 	// info, tokens, passwords in options): it is never shown, only said to
 	// be set. Log lines show it through the redaction of cmd/moodsync.
 	Secret bool
+	// SecretFile marks a value that names a file whose contents are a
+	// secret (--admin-token-file): the path is shown, the contents never.
+	SecretFile bool
 	// Kind parses and checks the value.
 	Kind Kind
 }
@@ -40,6 +43,10 @@ type Setting struct {
 // Table is every setting of moodsync, sorted by name. Commands bind the
 // ones they use; `run` binds them all.
 var Table = []Setting{
+	{Name: "admin-token", Kind: Token, Secret: true,
+		Help: "bearer token of the admin routes (/v1/…) on the HTTP port; empty (and no --admin-token-file): the admin routes are off (404)"},
+	{Name: "admin-token-file", Kind: File, SecretFile: true,
+		Help: "file holding the admin token (a Kubernetes, Docker or systemd secret), read at start instead of --admin-token"},
 	{Name: "anti-entropy-every", Kind: Duration, Default: "24h",
 		Help: "how often every user is compared; 0 turns it off"},
 	{Name: "anti-entropy-full-every", Kind: Duration, Default: "168h",
@@ -55,7 +62,7 @@ var Table = []Setting{
 	{Name: "firehose-url", Kind: WebSocketURL, Secret: true,
 		Help: "firehose to follow (empty: the PDS's own subscribeRepos)"},
 	{Name: "http-addr", Kind: Addr, Default: "127.0.0.1:9464",
-		Help: "listen address of /metrics, /healthz, /readyz and the admin route /v1/users/{sub}: keep it private"},
+		Help: "listen address of /metrics, /healthz, /readyz and, with an admin token, the admin route /v1/users/{sub}"},
 	{Name: "log-format", Kind: LogFormat,
 		Help: "log format: json or text (empty: text on a terminal, json otherwise)"},
 	{Name: "log-level", Kind: LogLevel, Default: "info",
