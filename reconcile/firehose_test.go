@@ -381,3 +381,35 @@ func TestApplyDeleteInOrder(t *testing.T) {
 		t.Fatalf("want soft-deleted with atproto unset: %+v", m)
 	}
 }
+
+// TestOpsOfTheOldRepoAfterADIDMove: the user's row moved to a new DID and
+// the engine rebound them; the old repo keeps writing (the consumer's map
+// may still name the user for it). Its deletes and creates touch nothing:
+// a firehose op applies only to the user bound to its repo's DID.
+func TestOpsOfTheOldRepoAfterADIDMove(t *testing.T) {
+	p := newParts()
+	ctx := context.Background()
+	ids := p.synced(t, 2)
+	if _, err := p.engine.ReconcileUser(ctx, alice, reconcile.CauseIntent, reconcile.ReconcileOptions{}); err != nil {
+		t.Fatal(err) // bound to the old DID
+	}
+	const newDID = "did:plc:alice-new"
+	p.store.PutAccount(model.Account{User: alice, DID: newDID})
+	if _, err := p.engine.ReconcileUser(ctx, alice, reconcile.CauseIntent, reconcile.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	moved := p.store.Mood(ids[0])
+	// The old repo deletes a record at the key the mood now has in the new
+	// repo (deterministic keys are the same in both), and writes a record
+	// naming the other mood.
+	if _, err := p.engine.ApplyDelete(ctx, aliceAcct, moved.Rkey, reconcile.InOrder()); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.store.Mood(ids[0]); m.Deleted || m.Rkey != moved.Rkey {
+		t.Fatalf("a delete in the old repo soft-deleted the mood: %+v", m)
+	}
+	v := value(ids[1])
+	if c, err := p.engine.ApplyUpsert(ctx, aliceAcct, reconcile.Upsert{Rkey: "3zzzzzzzzzz22", Value: &v}); err != nil || c != reconcile.ClassIgnored {
+		t.Fatalf("an upsert in the old repo: %s, %v", c, err)
+	}
+}

@@ -62,8 +62,41 @@ async function main() {
 
   const pdsPkg = require('@atproto/pds')
   const env = pdsPkg.readEnv()
-  const pds = await pdsPkg.PDS.create(pdsPkg.envToCfg(env), pdsPkg.envToSecrets(env))
-  await pds.start()
+  const startPDS = async () => {
+    const p = await pdsPkg.PDS.create(pdsPkg.envToCfg(env), pdsPkg.envToSecrets(env))
+    await p.start()
+    return p
+  }
+  let pds = await startPDS()
+
+  // A PDS restored from a backup, for tests (a private instance: see
+  // devenv.NewRestorablePDS): SIGUSR1 stops the PDS, copies its data
+  // directory aside and starts it again; SIGUSR2 stops it, puts that copy
+  // back and starts it again. The PLC directory stays up throughout, so the
+  // DIDs still resolve. Each is acknowledged in $MOODSYNC_DEV_STATE.ack.
+  const snapshotDir = dataDir + '.snapshot'
+  let acks = 0
+  let busy = Promise.resolve()
+  const cycle = (what) => {
+    busy = busy.then(async () => {
+      await pds.destroy()
+      if (what === 'snapshot') {
+        fs.rmSync(snapshotDir, { recursive: true, force: true })
+        fs.cpSync(dataDir, snapshotDir, { recursive: true })
+      } else {
+        fs.rmSync(dataDir, { recursive: true, force: true })
+        fs.cpSync(snapshotDir, dataDir, { recursive: true })
+      }
+      pds = await startPDS()
+      acks++
+      fs.writeFileSync(stateFile + '.ack', `${what} ${acks}\n`)
+    }).catch((err) => {
+      console.error(err)
+      process.exit(1)
+    })
+  }
+  process.on('SIGUSR1', () => cycle('snapshot'))
+  process.on('SIGUSR2', () => cycle('restore'))
 
   const state = [
     `MOODSYNC_DEV_PID=${process.pid}`,
