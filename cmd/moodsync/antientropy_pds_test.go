@@ -38,7 +38,12 @@ type aeWorld struct {
 
 func newAEWorld(t *testing.T) *aeWorld {
 	clearEnv(t)
-	pds := devenv.NeedPDS(t)
+	return newAEWorldOn(t, devenv.NeedPDS(t))
+}
+
+// newAEWorldOn is an aeWorld on the given PDS.
+func newAEWorldOn(t *testing.T, pds *devenv.PDS) *aeWorld {
+	clearEnv(t)
 	store := devenv.NewStore(t)
 	client := pdsclient.New(pds.URL, store, nil)
 	return &aeWorld{

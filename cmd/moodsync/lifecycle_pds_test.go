@@ -71,8 +71,12 @@ type lifeWorld struct {
 	dead *deadletter.Box
 }
 
-func newLifeWorld(t *testing.T) *lifeWorld {
-	w := &lifeWorld{aeWorld: newAEWorld(t)}
+func newLifeWorld(t *testing.T) *lifeWorld { return newLifeWorldOn(newAEWorld(t)) }
+
+// newLifeWorldOn is a lifeWorld around ae.
+func newLifeWorldOn(ae *aeWorld) *lifeWorld {
+	t := ae.t
+	w := &lifeWorld{aeWorld: ae}
 	natsURL := devenv.NewNATS(t)
 	_, w.js = devenv.ConnectJetStream(t, natsURL)
 	w.http = freeAddr(t)
