@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -198,74 +197,5 @@ func TestCompareCounts(t *testing.T) {
 	}
 	if got := PlanFixes(r, Policy{MassDeleteLimit: DefaultMassDeleteLimit}).Fixes; len(got) != 3 || got[len(got)-1].Kind != FixCreate {
 		t.Fatalf("repair plan %+v: want orphan delete, soft-delete, then the create", got)
-	}
-}
-
-// TestPlanFixesByCause: a live mood whose record is missing is soft-deleted
-// for most causes, rewritten after a restore or a DID change, and the
-// mass-delete guard holds every soft delete of a user over its bound.
-func TestPlanFixesByCause(t *testing.T) {
-	var moods []*model.Mood
-	for i := 1; i <= 12; i++ {
-		moods = append(moods, cmpMood(i, fmt.Sprintf("3kaaaaaaaa%03d", i), false))
-	}
-	r := Compare(model.Account{User: owner, DID: "did:plc:alice"}, moods, nil, nil)
-	kinds := func(fixes []Fix) map[FixKind]int {
-		out := map[FixKind]int{}
-		for _, f := range fixes {
-			out[f.Kind]++
-		}
-		return out
-	}
-	cases := []struct {
-		name      string
-		policy    Policy
-		want      map[FixKind]int
-		wantHeld  int
-		moodCount int
-	}{
-		{"gap over the guard: none soft-deleted", Policy{Cause: CauseGap, MassDeleteLimit: 10}, map[FixKind]int{}, 12, 12},
-		{"operator allows it", Policy{Cause: CauseOperator, MassDeleteLimit: 10, AllowMassDelete: true}, map[FixKind]int{FixSoftDelete: 12}, 0, 12},
-		{"within the guard", Policy{Cause: CausePeriodic, MassDeleteLimit: 12}, map[FixKind]int{FixSoftDelete: 12}, 0, 12},
-		{"restored PDS: rewritten", Policy{Cause: CauseFutureCursor, MassDeleteLimit: 10}, map[FixKind]int{FixRewrite: 12}, 0, 12},
-		{"changed DID: rewritten", Policy{Cause: CauseDIDChanged, MassDeleteLimit: 10}, map[FixKind]int{FixRewrite: 12}, 0, 12},
-		{"cleanup writes nothing", Policy{Cause: CauseFutureCursor, MassDeleteLimit: 10, Scope: ScopeCleanup}, map[FixKind]int{}, 0, 12},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			p := PlanFixes(r, c.policy)
-			if got := kinds(p.Fixes); !maps.Equal(got, c.want) {
-				t.Errorf("fixes %v, want %v", got, c.want)
-			}
-			if len(p.Held) != c.wantHeld {
-				t.Errorf("held %d, want %d", len(p.Held), c.wantHeld)
-			}
-		})
-	}
-}
-
-// TestDecideMissing has one row per cause of the cause table.
-func TestDecideMissing(t *testing.T) {
-	want := map[Cause]MissingAction{
-		CauseIntent: MissingSoftDelete, CauseFirstStart: MissingSoftDelete, CauseGap: MissingSoftDelete,
-		CauseOutdatedCursor: MissingSoftDelete, CausePeriodic: MissingSoftDelete, CauseFull: MissingSoftDelete, CauseReactivated: MissingSoftDelete,
-		CauseOperator: MissingSoftDelete, CauseFutureCursor: MissingRewrite, CauseDIDChanged: MissingRewrite,
-	}
-	for _, c := range Causes {
-		if got := DecideMissing(c); got != want[c] {
-			t.Errorf("DecideMissing(%s) = %s, want %s", c, got, want[c])
-		}
-	}
-	if ParseCause("future-cursor") != CauseFutureCursor || ParseCause("nonsense") != CauseIntent || ParseCause("") != CauseIntent {
-		t.Error("ParseCause does not read the causes it knows, or takes an unknown one as other than an intent's")
-	}
-	for _, c := range []struct {
-		n, limit int
-		allow    bool
-		trip     bool
-	}{{10, 10, false, false}, {11, 10, false, true}, {11, 10, true, false}, {0, 0, false, false}} {
-		if got := MassDeleteGuard(c.n, c.limit, c.allow); got != c.trip {
-			t.Errorf("MassDeleteGuard(%d, %d, %v) = %v", c.n, c.limit, c.allow, got)
-		}
 	}
 }

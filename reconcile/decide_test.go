@@ -201,3 +201,29 @@ func TestDecideBreaker(t *testing.T) {
 		t.Fatal("one pass over the bound passed")
 	}
 }
+
+// TestDecideMissing has one row per cause of the cause table.
+func TestDecideMissing(t *testing.T) {
+	want := map[Cause]MissingAction{
+		CauseIntent: MissingSoftDelete, CauseFirstStart: MissingSoftDelete, CauseGap: MissingSoftDelete,
+		CauseOutdatedCursor: MissingSoftDelete, CausePeriodic: MissingSoftDelete, CauseFull: MissingSoftDelete, CauseReactivated: MissingSoftDelete,
+		CauseOperator: MissingSoftDelete, CauseFutureCursor: MissingRewrite, CauseDIDChanged: MissingRewrite,
+	}
+	for _, c := range Causes {
+		if got := DecideMissing(c); got != want[c] {
+			t.Errorf("DecideMissing(%s) = %s, want %s", c, got, want[c])
+		}
+	}
+	if ParseCause("future-cursor") != CauseFutureCursor || ParseCause("nonsense") != CauseIntent || ParseCause("") != CauseIntent {
+		t.Error("ParseCause does not read the causes it knows, or takes an unknown one as other than an intent's")
+	}
+	for _, c := range []struct {
+		n, limit int
+		allow    bool
+		trip     bool
+	}{{10, 10, false, false}, {11, 10, false, true}, {11, 10, true, false}, {0, 0, false, false}} {
+		if got := MassDeleteGuard(c.n, c.limit, c.allow); got != c.trip {
+			t.Errorf("MassDeleteGuard(%d, %d, %v) = %v", c.n, c.limit, c.allow, got)
+		}
+	}
+}

@@ -2,8 +2,6 @@ package reconcile_test
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -280,88 +278,6 @@ func TestApplyDelete(t *testing.T) {
 	p.live(mood1, alice, "r1")
 	v, _ = p.engine.ApplyDelete(ctx, bobAcct, "r1")
 	expect(t, v, reconcile.ClassIgnored)
-}
-
-// TestReconcileUser: one whole-user reconcile repairs every finding by its
-// rule (oldest record kept, orphan and duplicate deleted, the lost mood's
-// record, the spoof and the invalid record left alone), and a second finds
-// nothing to do.
-func TestReconcileUser(t *testing.T) {
-	p := newParts()
-	const (
-		repaired  = "507f1f77bcf86cd799439001"
-		stale     = "507f1f77bcf86cd799439002"
-		cleared   = "507f1f77bcf86cd799439003"
-		confirmed = "507f1f77bcf86cd799439004"
-		gone      = "507f1f77bcf86cd799439005"
-		bobs      = "507f1f77bcf86cd799439006"
-		orphaned  = "507f1f77bcf86cd799439007"
-	)
-	p.live(repaired, alice, "")
-	p.write(aDID, "a1", repaired)
-	p.write(aDID, "a2", repaired) // second record of one mood: duplicate
-	p.live(stale, alice, "s1")    // record deleted while the firehose was away
-	p.store.PutMood(model.Mood{ID: cleared, User: alice, Deleted: true, Rkey: "c1"})
-	p.live(confirmed, alice, "k1")
-	p.write(aDID, "k1", confirmed)
-	p.write(aDID, "o1", gone) // lost: kept
-	p.store.PutMood(model.Mood{ID: orphaned, User: alice, Deleted: true})
-	p.write(aDID, "o2", orphaned) // orphan
-	p.live(bobs, bob, "")
-	p.write(aDID, "x1", bobs) // spoof
-	p.pds.Put(aDID, model.Record{Rkey: "i1", Invalid: "record fields have the wrong types"})
-
-	out, err := p.engine.ReconcileUser(context.Background(), alice, reconcile.CauseGap, reconcile.ReconcileOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	verdicts := map[reconcile.Class]int{}
-	for _, r := range out.Results {
-		verdicts[r.Verdict]++
-	}
-	want := map[reconcile.Class]int{
-		reconcile.ClassUnlinked: 1, reconcile.ClassDuplicate: 1, reconcile.ClassOrphan: 1,
-		reconcile.ClassDeletedOnPDS: 1, reconcile.ClassCleared: 1,
-	}
-	if !maps.Equal(verdicts, want) {
-		t.Errorf("verdicts %v, want %v", verdicts, want)
-	}
-	if got := p.store.Mood(repaired).Rkey; got != "a1" {
-		t.Errorf("repaired rkey %q, want the oldest record a1", got)
-	}
-	if m := p.store.Mood(stale); !m.Deleted || m.Rkey != "" {
-		t.Errorf("stale: %+v", m)
-	}
-	if m := p.store.Mood(cleared); m.Rkey != "" {
-		t.Errorf("cleared: %+v", m)
-	}
-	if m := p.store.Mood(bobs); m.Rkey != "" {
-		t.Errorf("bob's mood touched: %+v", m)
-	}
-	slices.Sort(p.pds.Deleted)
-	if !slices.Equal(p.pds.Deleted, []string{"a2", "o2"}) {
-		t.Errorf("deleted records %v, want [a2 o2] (o1, a lost mood's, kept)", p.pds.Deleted)
-	}
-	if p.pds.Exports != 1 {
-		t.Errorf("%d repo exports, want 1", p.pds.Exports)
-	}
-
-	// A second run finds everything in agreement.
-	out, err = p.engine.ReconcileUser(context.Background(), alice, reconcile.CauseGap, reconcile.ReconcileOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out.Results) != 0 {
-		t.Errorf("second run carried out %+v", out.Results)
-	}
-}
-
-func TestReconcileUserWithoutAccount(t *testing.T) {
-	p := newParts()
-	_, err := p.engine.ReconcileUser(context.Background(), "auth0|nobody", reconcile.CauseIntent, reconcile.ReconcileOptions{})
-	if !model.IsPermanent(err) {
-		t.Fatalf("want a permanent error, got %v", err)
-	}
 }
 
 // TestApplyDeleteInOrder: a delete op from a commit that follows the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/whistlegraph/moodsync/reconcile"
+	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // TestPurgeRedeliveredLaterErasesNothingNew: a purge erases what existed
@@ -72,5 +73,36 @@ func TestErasedUsersLostRecordsAreDeleted(t *testing.T) {
 		if p.pds.Has(aDID, rk) || p.store.Mood(ids[i]) != nil {
 			t.Fatalf("erased mood %s: record kept %v, document %+v", ids[i], p.pds.Has(aDID, rk), p.store.Mood(ids[i]))
 		}
+	}
+}
+
+// TestPurgeAuthorisedByBinding: a purge naming another user's DID deletes
+// nothing; one naming the user's own DID works after the row is gone.
+func TestPurgeAuthorisedByBinding(t *testing.T) {
+	p := newParts()
+	ctx := context.Background()
+	p.synced(t, 2)
+	p.live(mood2, bob, "")
+	p.write(bDID, "b1", mood2)
+	for _, u := range []string{alice, bob} {
+		if _, err := p.engine.ReconcileUser(ctx, u, reconcile.CauseIntent, reconcile.ReconcileOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.engine.Purge(ctx, bob, aDID, time.Time{}); !model.IsPermanent(err) {
+		t.Fatalf("purge of bob naming alice's DID: %v", err)
+	}
+	if recs, _ := p.pds.ListRecords(ctx, aDID); len(recs) != 2 {
+		t.Fatalf("alice's repo has %d records, want 2", len(recs))
+	}
+	if p.store.Mood(mood2) == nil {
+		t.Fatal("bob's moods deleted")
+	}
+	p.store.PutAccount(model.Account{User: alice}) // the users row lost its DID
+	if err := p.engine.Purge(ctx, alice, aDID, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ := p.pds.ListRecords(ctx, aDID); len(recs) != 0 {
+		t.Fatalf("alice's repo keeps %d records", len(recs))
 	}
 }

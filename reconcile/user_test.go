@@ -3,6 +3,8 @@ package reconcile_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -184,5 +186,194 @@ func TestRewriteOwedIsSticky(t *testing.T) {
 	}
 	if b, _ := p.store.Binding(ctx, alice); b.RewriteOwed {
 		t.Fatal("rewrite still owed after a pass completed it")
+	}
+}
+
+// TestReconcileUser: one whole-user reconcile repairs every finding by its
+// rule (oldest record kept, orphan and duplicate deleted, the lost mood's
+// record, the spoof and the invalid record left alone), and a second finds
+// nothing to do.
+func TestReconcileUser(t *testing.T) {
+	p := newParts()
+	const (
+		repaired  = "507f1f77bcf86cd799439001"
+		stale     = "507f1f77bcf86cd799439002"
+		cleared   = "507f1f77bcf86cd799439003"
+		confirmed = "507f1f77bcf86cd799439004"
+		gone      = "507f1f77bcf86cd799439005"
+		bobs      = "507f1f77bcf86cd799439006"
+		orphaned  = "507f1f77bcf86cd799439007"
+	)
+	p.live(repaired, alice, "")
+	p.write(aDID, "a1", repaired)
+	p.write(aDID, "a2", repaired) // second record of one mood: duplicate
+	p.live(stale, alice, "s1")    // record deleted while the firehose was away
+	p.store.PutMood(model.Mood{ID: cleared, User: alice, Deleted: true, Rkey: "c1"})
+	p.live(confirmed, alice, "k1")
+	p.write(aDID, "k1", confirmed)
+	p.write(aDID, "o1", gone) // lost: kept
+	p.store.PutMood(model.Mood{ID: orphaned, User: alice, Deleted: true})
+	p.write(aDID, "o2", orphaned) // orphan
+	p.live(bobs, bob, "")
+	p.write(aDID, "x1", bobs) // spoof
+	p.pds.Put(aDID, model.Record{Rkey: "i1", Invalid: "record fields have the wrong types"})
+
+	out, err := p.engine.ReconcileUser(context.Background(), alice, reconcile.CauseGap, reconcile.ReconcileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdicts := map[reconcile.Class]int{}
+	for _, r := range out.Results {
+		verdicts[r.Verdict]++
+	}
+	want := map[reconcile.Class]int{
+		reconcile.ClassUnlinked: 1, reconcile.ClassDuplicate: 1, reconcile.ClassOrphan: 1,
+		reconcile.ClassDeletedOnPDS: 1, reconcile.ClassCleared: 1,
+	}
+	if !maps.Equal(verdicts, want) {
+		t.Errorf("verdicts %v, want %v", verdicts, want)
+	}
+	if got := p.store.Mood(repaired).Rkey; got != "a1" {
+		t.Errorf("repaired rkey %q, want the oldest record a1", got)
+	}
+	if m := p.store.Mood(stale); !m.Deleted || m.Rkey != "" {
+		t.Errorf("stale: %+v", m)
+	}
+	if m := p.store.Mood(cleared); m.Rkey != "" {
+		t.Errorf("cleared: %+v", m)
+	}
+	if m := p.store.Mood(bobs); m.Rkey != "" {
+		t.Errorf("bob's mood touched: %+v", m)
+	}
+	slices.Sort(p.pds.Deleted)
+	if !slices.Equal(p.pds.Deleted, []string{"a2", "o2"}) {
+		t.Errorf("deleted records %v, want [a2 o2] (o1, a lost mood's, kept)", p.pds.Deleted)
+	}
+	if p.pds.Exports != 1 {
+		t.Errorf("%d repo exports, want 1", p.pds.Exports)
+	}
+
+	// A second run finds everything in agreement.
+	out, err = p.engine.ReconcileUser(context.Background(), alice, reconcile.CauseGap, reconcile.ReconcileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Results) != 0 {
+		t.Errorf("second run carried out %+v", out.Results)
+	}
+}
+
+func TestReconcileUserWithoutAccount(t *testing.T) {
+	p := newParts()
+	_, err := p.engine.ReconcileUser(context.Background(), "auth0|nobody", reconcile.CauseIntent, reconcile.ReconcileOptions{})
+	if !model.IsPermanent(err) {
+		t.Fatalf("want a permanent error, got %v", err)
+	}
+}
+
+// TestReconcileUserConverges carries out a whole-user reconcile on the
+// fakes: after it only the notices and the lost mood are left (its record,
+// whose document is gone, is kept for restore), the spoofed and invalid
+// records are untouched, and a second reconcile finds nothing to do.
+func TestReconcileUserConverges(t *testing.T) {
+	f := newDriftFixture(t)
+	ctx := context.Background()
+	e := reconcile.NewEngine(f.store, f.pds, nil)
+	out, err := e.ReconcileUser(ctx, f.acct.User, reconcile.CauseIntent, reconcile.ReconcileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Report.Drift() != 9 {
+		t.Errorf("drift %d before repair, want 9: %+v", out.Report.Drift(), out.Report.Findings)
+	}
+	for _, res := range out.Results {
+		if res.Changed() || res.Skipped != "" {
+			t.Errorf("%s %s: verdict %s, skipped %q", res.Fix.Kind, res.Fix.Rkey, res.Verdict, res.Skipped)
+		}
+	}
+	after, err := e.ReconcileUser(ctx, f.acct.User, reconcile.CauseIntent, reconcile.ReconcileOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Report.Drift() != 1 || len(after.Report.Of(reconcile.ClassLost)) != 1 || len(after.Plan.Fixes) != 0 {
+		t.Fatalf("drift after repair: %+v", after.Report.Findings)
+	}
+	if len(after.Report.Of(reconcile.ClassSpoof)) != 1 || len(after.Report.Of(reconcile.ClassInvalid)) != 1 {
+		t.Fatalf("notices not kept: %+v", after.Report.Findings)
+	}
+	checks := map[string]func(m *model.Mood) bool{
+		"not-synced":    func(m *model.Mood) bool { return m.Rkey != "" && !m.Deleted },
+		"unlinked":      func(m *model.Mood) bool { return m.Rkey == "3kaaaaaaaaa03" },
+		"half-deleted":  func(m *model.Mood) bool { return m.Rkey == "" && m.Deleted },
+		"duplicated":    func(m *model.Mood) bool { return m.Rkey == "3kaaaaaaaaa06" },
+		"stale":         func(m *model.Mood) bool { return m.Rkey == "" && m.Deleted },
+		"stale-deleted": func(m *model.Mood) bool { return m.Rkey == "" && m.Deleted },
+		"adopt":         func(m *model.Mood) bool { return m.Rkey == "3kaaaaaaaaa11" },
+		"spoofed":       func(m *model.Mood) bool { return m.Rkey == "" && !m.Deleted },
+	}
+	for name, ok := range checks {
+		if m := f.store.Mood(f.ids[name]); !ok(m) {
+			t.Errorf("mood %s after repair: %+v", name, m)
+		}
+	}
+	for rkey, want := range map[string]bool{"3kaaaaaaaaa04": false, "3kaaaaaaaaa05": false, "3kaaaaaaaaa07": false, "3kaaaaaaaaa14": true, "3kaaaaaaaaa12": true, "3kaaaaaaaaa13": true} {
+		if f.pds.Has(f.acct.DID, rkey) != want {
+			t.Errorf("record %s exists: %v, want %v", rkey, !want, want)
+		}
+	}
+	again, err := e.ReconcileUser(ctx, f.acct.User, reconcile.CauseIntent, reconcile.ReconcileOptions{})
+	if err != nil || len(again.Results) != 0 {
+		t.Fatalf("second reconcile: %d fixes, %v", len(again.Results), err)
+	}
+}
+
+// TestReconcileKeepOrphans: with the orphan policy off, orphans and the
+// pointer to them stay.
+func TestReconcileKeepOrphans(t *testing.T) {
+	f := newDriftFixture(t)
+	ctx := context.Background()
+	e := reconcile.NewEngine(f.store, f.pds, nil)
+	out, err := e.ReconcileUser(ctx, f.acct.User, reconcile.CauseIntent, reconcile.ReconcileOptions{Fix: reconcile.FixOptions{KeepOrphans: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := 0
+	for _, r := range out.Results {
+		if r.Skipped != "" {
+			skipped++
+		}
+	}
+	if skipped != 3 { // two orphans and the pointer of the half-deleted mood
+		t.Errorf("%d fixes skipped, want 3", skipped)
+	}
+	if !f.pds.Has(f.acct.DID, "3kaaaaaaaaa05") || f.store.Mood(f.ids["half-deleted"]).Rkey != "3kaaaaaaaaa05" {
+		t.Error("kept orphan or its pointer removed")
+	}
+}
+
+// TestReconcileSeesNewerState: a fix planned on a snapshot is decided
+// again on the state it finds, so it never undoes newer work.
+func TestReconcileSeesNewerState(t *testing.T) {
+	f := newDriftFixture(t)
+	ctx := context.Background()
+	e := reconcile.NewEngine(f.store, f.pds, nil)
+	stale := f.store.Mood(f.ids["stale"])
+	// Between the plan and its fixes the stale mood's record is written
+	// again (say, restored).
+	changeMeanwhile := func(fixes []reconcile.Fix) []reconcile.Fix {
+		f.pds.Put(f.acct.DID, model.Record{Rkey: stale.Rkey, Value: model.NewRecordValue(stale)})
+		return fixes
+	}
+	out, err := e.ReconcileUser(ctx, f.acct.User, reconcile.CauseIntent, reconcile.ReconcileOptions{Scope: reconcile.ScopeCleanup, Select: changeMeanwhile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range out.Results {
+		if res.Fix.MoodID == stale.ID && (!res.Changed() || res.Verdict != reconcile.ClassIgnored) {
+			t.Errorf("soft-delete of a mood whose record is back: verdict %s", res.Verdict)
+		}
+	}
+	if m := f.store.Mood(stale.ID); m.Deleted || m.Rkey == "" {
+		t.Fatalf("stale mood soft-deleted though its record is back: %+v", m)
 	}
 }
