@@ -73,7 +73,7 @@ func writeRestore(w io.Writer, results []compared, dryRun bool) {
 			continue
 		}
 		lost += n
-		fmt.Fprintf(w, "🛟 Restore for user: %s (%s): %s\n", res.acct.User, res.acct.DID, reconcile.ClassLost.Text(n))
+		fmt.Fprintf(w, "🛟 Restore for user: %s (%s): %s\n", res.acct.User, res.acct.DID, plural(n, "lost mood", "lost moods"))
 		if len(res.plan.Fixes) < n {
 			k := n - len(res.plan.Fixes)
 			erased += k
@@ -106,9 +106,9 @@ func writeRestore(w io.Writer, results []compared, dryRun bool) {
 		}
 	}
 	if dryRun {
-		fmt.Fprintf(w, "📊 Restore (dry run): %s; would restore %d; nothing changed\n", reconcile.ClassLost.Text(lost), lost-erased)
+		fmt.Fprintf(w, "📊 Restore (dry run): %s; would restore %d; nothing changed\n", plural(lost, "lost mood", "lost moods"), lost-erased)
 		return
 	}
 	fmt.Fprintf(w, "📊 Restore: %s; restored %d, already present %d, erased by purge %d, not done %d\n",
-		reconcile.ClassLost.Text(lost), restored, present, erased, failed)
+		plural(lost, "lost mood", "lost moods"), restored, present, erased, failed)
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -12,65 +10,18 @@ import (
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
-// TestAntiEntropyCLIGolden checks the anti-entropy commands' help and
-// refusals, and the text they print for a fixed compare, against golden
-// files.
-func TestAntiEntropyCLIGolden(t *testing.T) {
-	clearEnv(t)
-	cases := []cliCase{
-		{"audit-help.golden", []string{"audit", "-h"}, 0},
-		{"backfill-help.golden", []string{"backfill", "-h"}, 0},
-		{"cleanup-help.golden", []string{"cleanup", "-h"}, 0},
-		{"purge-help.golden", []string{"purge", "-h"}, 0},
-		{"purge-no-yes.golden", []string{"purge", "--user", "auth0|1"}, 2},
-		{"purge-no-user.golden", []string{"purge", "--yes"}, 2},
-		{"audit-no-pds.golden", []string{"audit"}, 1},
-		{"backfill-bad-rate.golden", []string{"backfill", "--rate", "fast"}, 1},
-	}
-	runCLICases(t, cases)
-
-	results := fixedCompare(reconcile.ScopeAll)
-	t.Run("audit-text.golden", func(t *testing.T) {
-		var out bytes.Buffer
-		writeAuditText(&out, newAuditOutput(results))
-		golden(t, "audit-text.golden", out.Bytes())
-	})
-	t.Run("audit-json.golden", func(t *testing.T) {
-		out, err := json.MarshalIndent(newAuditOutput(results), "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		golden(t, "audit-json.golden", append(out, '\n'))
-	})
-	t.Run("cleanup-dry-run.golden", func(t *testing.T) {
-		var out bytes.Buffer
-		writeCleanup(&out, fixedCompare(reconcile.ScopeCleanup), true)
-		golden(t, "cleanup-dry-run.golden", out.Bytes())
-	})
-	t.Run("backfill-dry-run.golden", func(t *testing.T) {
-		var out bytes.Buffer
-		writeBackfillPlan(&out, fixedCompare(reconcile.ScopeBackfill))
-		golden(t, "backfill-dry-run.golden", out.Bytes())
-	})
-	t.Run("backfill-limit", func(t *testing.T) {
-		n := 0
-		limit := limitCreates(1)
-		for _, p := range fixedCompare(reconcile.ScopeBackfill) {
-			for _, fx := range limit(p.plan.Fixes) {
-				if fx.Kind == reconcile.FixCreate {
-					n++
-				}
-			}
-		}
-		if n != 1 {
-			t.Fatalf("--limit 1 planned %d creates", n)
-		}
-	})
-}
+// The anti-entropy commands share their flags, the choice of users and a
+// fixed compare their golden tests print (audit_test.go, backfill_test.go,
+// cleanup_test.go, purge_test.go, restore_test.go).
 
 // fixedCompare is a compare of two users with some of every class, planned
-// for scope, and a third that could not be compared.
+// for scope (restore's asks for the lost moods back), and a third that could
+// not be compared.
 func fixedCompare(scope reconcile.Scope) []compared {
+	lost := reconcile.LostKeep
+	if scope == reconcile.ScopeRestore {
+		lost = reconcile.LostRestore
+	}
 	when := time.Date(2025, 10, 14, 19, 30, 0, 0, time.UTC)
 	id := func(n int) string { return fmt.Sprintf("507f1f77bcf86cd7994390%02d", n) }
 	mood := func(n int, user, rkey string, deleted bool) *model.Mood {
@@ -94,7 +45,7 @@ func fixedCompare(scope reconcile.Scope) []compared {
 	b := []*model.Mood{mood(10, bob.User, "3kbbbbbbbbb10", false), mood(11, bob.User, "", false)}
 	bRecs := []model.Record{rec("3kbbbbbbbbb11", b[1]), rec("3kbbbbbbbbb12", a[1])}
 	planned := func(acct model.Account, r *reconcile.Report) compared {
-		return compared{acct: acct, report: r, plan: reconcile.PlanFixes(r, reconcile.Policy{Scope: scope, MassDeleteLimit: reconcile.DefaultMassDeleteLimit})}
+		return compared{acct: acct, report: r, plan: reconcile.PlanFixes(r, reconcile.Policy{Scope: scope, Lost: lost, MassDeleteLimit: reconcile.DefaultMassDeleteLimit})}
 	}
 	return []compared{
 		planned(alice, reconcile.Compare(alice, a, nil, aRecs)),
