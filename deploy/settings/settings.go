@@ -54,7 +54,7 @@ var Table = []Setting{
 	{Name: "data-dir", Kind: Path, Default: "./moodsync-data",
 		Help: "where embedded servers keep their files"},
 	{Name: "delete-orphans", Kind: Bool, Default: "true",
-		Help: "delete records whose mood is deleted or missing"},
+		Help: "delete records whose mood is soft-deleted (a record whose mood is missing from MongoDB is a lost mood: always kept)"},
 	{Name: "embed-mongo-addr", Kind: Addr, Default: "127.0.0.1:27017",
 		Help: "listen address of the embedded Mongo-wire server"},
 	{Name: "embed-nats-addr", Kind: Addr, Default: "127.0.0.1:4222",
