@@ -145,8 +145,9 @@ func (e *Engine) ReconcileUser(ctx context.Context, user string, cause Cause, o 
 	e.observe(ActionDriftFixed, fixed)
 	e.recordClean(ctx, *acct, out, fp)
 	err = FixErrors(out.Results)
-	if owed && err == nil && ctx.Err() == nil {
-		// The rewrite is done: later passes decide by their own cause.
+	if owed && o.Scope.Includes(FixRewrite) && o.Select == nil && err == nil && ctx.Err() == nil {
+		// The rewrite is done (by a pass that writes records, all of
+		// them): later passes decide by their own cause.
 		if serr := e.Store.SetRewriteOwed(ctx, user, false); serr != nil {
 			e.Log.Warn("could not record the rewrite done; the next pass rewrites again", "user", user, "err", serr)
 		}

@@ -176,6 +176,13 @@ func TestRewriteOwedIsSticky(t *testing.T) {
 		t.Fatalf("binding %+v: no rewrite owed", b)
 	}
 	p.pds.SetStatus(aDID, "")
+	// A cleanup writes no record: the rewrite stays owed through it.
+	if _, err := p.engine.ReconcileUser(ctx, alice, reconcile.CauseOperator, reconcile.ReconcileOptions{Scope: reconcile.ScopeCleanup}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := p.store.Binding(ctx, alice); !b.RewriteOwed {
+		t.Fatal("a cleanup, which writes no record, cleared the rewrite owed")
+	}
 	if _, err := p.engine.ReconcileUser(ctx, alice, reconcile.CauseGap, reconcile.ReconcileOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -227,8 +227,8 @@ func seedEveryDrift(t *testing.T, w *aeWorld) *driftSeed {
 	}
 
 	// alice: synced, not synced, soft-deleted, an orphan whose soft-deleted
-	// mood still points at it, an orphan of a mood that never existed, and
-	// a duplicate.
+	// mood still points at it, a lost mood (a record naming a document
+	// Mongo does not have), and a duplicate.
 	aSynced, aNotSynced, aDeleted, aHalf, aDup := insert(alice, "synced", 1), insert(alice, "not synced", 2), insert(alice, "deleted", 3), insert(alice, "half-deleted", 4), insert(alice, "duplicated", 5)
 	devenv.SoftDelete(t, w.store, aDeleted)
 	w.sync(alice, aSynced, aHalf, aDup)
@@ -267,7 +267,7 @@ func seedEveryDrift(t *testing.T, w *aeWorld) *driftSeed {
 	want := []string{
 		alice.User + " not-synced " + aNotSynced,
 		alice.User + " orphan " + aHalf + " " + aHalfRkey,
-		alice.User + " orphan " + missing + " " + aMissingRkey,
+		alice.User + " lost " + missing + " " + aMissingRkey,
 		alice.User + " duplicate " + aDup + " " + aDupRkey + " " + w.mood(aDup).Rkey,
 		bob.User + " stale-rkey " + bGone + " " + bGoneRkey,
 		bob.User + " stale-rkey " + bGoneDel + " " + bGoneDelRkey,
@@ -291,9 +291,10 @@ func seedEveryDrift(t *testing.T, w *aeWorld) *driftSeed {
 }
 
 // notices are the findings a full repair leaves: the records moodsync
-// never touches.
+// never touches, and the lost mood it keeps for restore.
 func (d *driftSeed) notices(w *aeWorld) []string {
 	out := []string{
+		d.alice.User + " lost " + d.missing + " " + d.aMissingRkey,
 		d.bob.User + " text-mismatch " + d.bEdited + " " + w.mood(d.bEdited).Rkey,
 		d.carol.User + " spoof " + d.aSynced + " " + d.cSpoof,
 		d.carol.User + " invalid " + d.cBadRef,
@@ -326,7 +327,7 @@ func (d *driftSeed) checkRepaired(t *testing.T, w *aeWorld) {
 		return out
 	}
 	a, b, c := rkeys(d.alice.DID), rkeys(d.bob.DID), rkeys(d.carol.DID)
-	if a[d.aHalfRkey] || a[d.aMissingRkey] || a[d.aDupRkey] || !a[w.mood(d.aNotSynced).Rkey] {
+	if a[d.aHalfRkey] || !a[d.aMissingRkey] || a[d.aDupRkey] || !a[w.mood(d.aNotSynced).Rkey] {
 		t.Errorf("alice's repo after repair: %v", a)
 	}
 	if len(b) != 3 || !b[d.bMovedTo] || !b[d.bLegacyRkey] {
@@ -368,6 +369,7 @@ func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
 	}
 	left := []string{
 		d.alice.User + " not-synced " + d.aNotSynced,
+		d.alice.User + " lost " + d.missing + " " + d.aMissingRkey,
 		d.bob.User + " text-mismatch " + d.bEdited + " " + w.mood(d.bEdited).Rkey,
 		d.carol.User + " spoof " + d.aSynced + " " + d.cSpoof,
 		d.carol.User + " invalid " + d.cBadRef,
@@ -380,8 +382,17 @@ func TestAntiEntropyCommandsOnSeededDrift(t *testing.T) {
 	if code, out := w.cli(ctx, "backfill"); code != 0 {
 		t.Fatalf("backfill exited %d:\n%s", code, out)
 	}
+	if code, _ := w.cli(ctx, "audit", "--fail-on-drift"); code != driftExitCode {
+		t.Fatalf("audit --fail-on-drift exited %d after cleanup and backfill, with a lost mood left", code)
+	}
+	if code, out := w.cli(ctx, "restore", "--all"); code != 0 || !strings.Contains(out, "restored 1") {
+		t.Fatalf("restore exited %d:\n%s", code, out)
+	}
+	if m := w.mood(d.missing); m == nil || m.User != d.alice.User || m.Text != "never in mongo" || m.Rkey != d.aMissingRkey {
+		t.Fatalf("the lost mood restored: %+v", m)
+	}
 	if code, _ := w.cli(ctx, "audit", "--fail-on-drift"); code != 0 {
-		t.Fatalf("audit --fail-on-drift exited %d after cleanup and backfill", code)
+		t.Fatalf("audit --fail-on-drift exited %d after cleanup, backfill and restore", code)
 	}
 
 	d.checkRepaired(t, w)

@@ -387,16 +387,21 @@ func TestGapReconcileDoesNotHoldTheStream(t *testing.T) {
 	w := newLifeWorld(t)
 	ctx := context.Background()
 	big, bob := w.user(), w.user()
-	// 2,000 records naming moods Mongo never had, written as the user
-	// before moodsync follows the firehose (so only the reconcile acts on
-	// them).
+	// 2,000 records naming soft-deleted moods, written as the user before
+	// moodsync follows the firehose (so only the reconcile acts on them).
 	api := w.session(big)
-	when := time.Now().UTC().Format(model.WhenLayout)
+	when := time.Now().UTC()
 	for batch := range 10 {
 		writes := make([]map[string]any, 200)
+		moods := make([]any, 200)
 		for i := range writes {
+			id := bson.NewObjectID()
+			moods[i] = bson.D{{Key: "_id", Value: id}, {Key: "user", Value: big.User}, {Key: "mood", Value: "gone"}, {Key: "when", Value: when}, {Key: "deleted", Value: true}}
 			writes[i] = map[string]any{"$type": "com.atproto.repo.applyWrites#create", "collection": model.Collection,
-				"value": map[string]any{"$type": model.Collection, "mood": fmt.Sprintf("orphan %d", batch*200+i), "when": when, "ref": bson.NewObjectID().Hex()}}
+				"value": map[string]any{"$type": model.Collection, "mood": fmt.Sprintf("orphan %d", batch*200+i), "when": when.Format(model.WhenLayout), "ref": id.Hex()}}
+		}
+		if _, err := w.store.DB.Collection(mongostore.MoodsCollection).InsertMany(ctx, moods); err != nil {
+			t.Fatal(err)
 		}
 		if err := api.Post(ctx, syntax.NSID("com.atproto.repo.applyWrites"), map[string]any{"repo": big.DID, "writes": writes}, nil); err != nil {
 			t.Fatal(err)

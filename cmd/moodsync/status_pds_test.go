@@ -70,7 +70,9 @@ func TestStatusOfThreeUsersOnTheRealPDS(t *testing.T) {
 	// one pointing at a record that was never written. And an intent naming
 	// another user's mood, which is dead-lettered.
 	devenv.InsertMood(t, store, drifty.User, "no intent was published", time.Now())
-	stale := devenv.InsertMood(t, store, drifty.User, "its record never existed", time.Now())
+	// (An hour old: a mood newer than the repo's newest commit whose record
+	// is missing is taken as lost by the repo, and written again.)
+	stale := devenv.InsertMood(t, store, drifty.User, "its record never existed", time.Now().Add(-time.Hour))
 	oid, _ := bson.ObjectIDFromHex(stale)
 	if _, err := store.DB.Collection(mongostore.MoodsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "atproto", Value: bson.D{{Key: "rkey", Value: "3kzzzzzzzzz22"}}}}}}); err != nil {
