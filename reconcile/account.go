@@ -133,6 +133,12 @@ func (e *Engine) gate(ctx context.Context, r Reader, user string) (*model.Accoun
 	if err != nil {
 		return nil, nil, err
 	}
+	if (acct == nil || acct.DID == "") && b != nil && !b.Erased.IsZero() {
+		// A user a purge erased, whose row the app has removed since: the
+		// binding names the repo that still holds what the purge could not
+		// reach (it was inactive), which the tombstone says to delete.
+		acct = &model.Account{User: user, DID: b.DID}
+	}
 	if acct == nil || acct.DID == "" {
 		return nil, nil, model.Permanent("user %s has no PDS account", user)
 	}

@@ -106,3 +106,26 @@ func TestPurgeAuthorisedByBinding(t *testing.T) {
 		t.Fatalf("alice's repo keeps %d records", len(recs))
 	}
 }
+
+// TestErasedUsersRecordsAreDeletedAfterTheRowIsGone: the purge could not
+// reach the records (the repo was deactivated), and the app removed the
+// users row as its erase flow does. When the repo is back, the user's
+// reconcile finds the repo through the binding and deletes the records.
+func TestErasedUsersRecordsAreDeletedAfterTheRowIsGone(t *testing.T) {
+	p := newParts()
+	ctx := context.Background()
+	ids := p.synced(t, 2)
+	rkey := p.store.Mood(ids[0]).Rkey
+	p.pds.SetStatus(aDID, "deactivated")
+	if err := p.engine.Purge(ctx, alice, aDID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	p.store.RemoveAccount(alice)
+	p.pds.SetStatus(aDID, "")
+	if _, err := p.engine.ReconcileUser(ctx, alice, reconcile.CauseReactivated, reconcile.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p.pds.Has(aDID, rkey) {
+		t.Fatal("an erased user's record kept after their row was removed")
+	}
+}

@@ -54,6 +54,13 @@ func (s *Store) Mood(id string) *model.Mood {
 	return nil
 }
 
+// RemoveAccount removes a user's users row, as the app's erase flow does.
+func (s *Store) RemoveAccount(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.accounts, user)
+}
+
 // PutAccount inserts or replaces a user's account.
 func (s *Store) PutAccount(a model.Account) {
 	s.mu.Lock()
