@@ -323,3 +323,62 @@ func TestReplayInterruptedLosesNothing(t *testing.T) {
 		t.Fatalf("after the last replay: intents %v (want each once: %v), dead %v", intents, want, dead)
 	}
 }
+
+// purging is an engine whose purges are refused until allowed, and which
+// records the time each purge it applied was asked.
+type purging struct {
+	mu      sync.Mutex
+	allowed bool
+	asked   []time.Time
+}
+
+func (e *purging) SyncMoods(_ context.Context, _ string, ids []string) map[string]error {
+	return map[string]error{}
+}
+func (e *purging) ReconcileUser(context.Context, string, reconcile.Cause, reconcile.ReconcileOptions) (*reconcile.Outcome, error) {
+	return &reconcile.Outcome{}, nil
+}
+func (e *purging) Purge(_ context.Context, _, _ string, asOf time.Time) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.allowed {
+		return model.Permanent("purge names did:plc:x, but user auth0|p is bound to did:plc:y: nothing deleted")
+	}
+	e.asked = append(e.asked, asOf)
+	return nil
+}
+
+// TestReplayedPurgeKeepsTheTimeItWasAsked: a purge dead-lettered and
+// replayed later is applied as of the time it was first published, so it
+// erases nothing the user created since.
+func TestReplayedPurgeKeepsTheTimeItWasAsked(t *testing.T) {
+	w := newWorld(t)
+	e := &purging{}
+	stop := w.runPublisher(e)
+	before := time.Now()
+	w.publishRaw(intent.SubjectPrefix+intent.OpPurge, `{"op":"purge","user":"auth0|p","did":"did:plc:x"}`)
+	devenv.Eventually(t, 10*time.Second, "the purge dead-lettered", func() bool { return len(w.list(Filter{})) == 1 })
+	stop()
+	letter := w.list(Filter{})[0]
+	if letter.AskedAt.Before(before.Add(-time.Second)) || letter.AskedAt.After(time.Now()) {
+		t.Fatalf("the dead letter says the purge was asked at %v", letter.AskedAt)
+	}
+	e.mu.Lock()
+	e.allowed = true
+	e.mu.Unlock()
+	if err := w.box().Replay(context.Background(), letter); err != nil {
+		t.Fatal(err)
+	}
+	w.runPublisher(e)
+	devenv.Eventually(t, 10*time.Second, "the replayed purge applied", func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return len(e.asked) == 1
+	})
+	e.mu.Lock()
+	got := e.asked[0]
+	e.mu.Unlock()
+	if !got.Equal(letter.AskedAt) {
+		t.Fatalf("the replayed purge was applied as of %v, want the first publish's %v", got, letter.AskedAt)
+	}
+}
