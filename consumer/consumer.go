@@ -280,7 +280,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return c.loadReplayMark(ctx)
+		return c.loadReplayMark(ctx, seq)
 	})
 	if err != nil {
 		return nil // ctx ended

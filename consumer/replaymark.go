@@ -21,14 +21,22 @@ const markAhead = 1000
 // markStream is the key of the mark beside the cursor.
 func (c *Consumer) markStream() string { return c.stream + "#fast-path" }
 
-// loadReplayMark reads the mark at the start of a run.
-func (c *Consumer) loadReplayMark(ctx context.Context) error {
+// loadReplayMark reads the mark at the start of a run that resumes from
+// cursor, and stores it ahead of the cursor at once, so the first deletes
+// of the run take the fast path without a write of their own.
+func (c *Consumer) loadReplayMark(ctx context.Context, cursor int64) error {
 	seq, ok, err := c.store.LoadCursor(ctx, c.markStream())
 	if err != nil {
 		return err
 	}
 	if ok {
 		c.replayedUpTo, c.markedUpTo = seq, seq
+	}
+	if ahead := max(seq, cursor) + markAhead; cursor > 0 && ahead > c.markedUpTo {
+		if err := c.store.SaveCursor(ctx, c.markStream(), ahead); err != nil {
+			return err
+		}
+		c.markedUpTo = ahead
 	}
 	return nil
 }
