@@ -122,3 +122,12 @@ func RetryNotBefore(err error) (until time.Time, ok bool) {
 	}
 	return time.Time{}, false
 }
+
+// NoFreeRkey is the permanent failure of a mood whose deterministic record
+// keys (MaxRkeyProbes of them) all hold other moods' records: no retry
+// frees one. The reason says where to look.
+func NoFreeRkey(moodID, user string) error {
+	return Permanent("no free rkey for mood %s after %d probes: every deterministic key holds another mood's record; "+
+		"see `moodsync status --user %s` and `moodsync audit --user %s`, remove the records in the way (`moodsync cleanup`), then replay this letter",
+		moodID, MaxRkeyProbes, user, user)
+}
