@@ -267,3 +267,52 @@ func p50(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2].Round(time.Millisecond)
 }
+
+// BenchmarkBystanderLatency: a bystander's create intent → rkey in Mongo,
+// with nobody in trouble, then with one user whose every write is answered
+// 500 and who has 1,200 create intents queued; side by side in one run
+// (wall clock, in-memory moods: BENCHMARKS.md). MOODSYNC_BENCH_SAMPLES
+// (20) is the intents per phase.
+//
+//	go test -run '^$' -bench BystanderLatency -benchtime 1x ./consumer/
+func BenchmarkBystanderLatency(b *testing.B) {
+	samples := envInt("MOODSYNC_BENCH_SAMPLES", 20)
+	for range b.N {
+		r := newTroubleRigPDS(b)
+		trouble, bystander := r.user(b), r.user(b)
+		r.settle(b)
+		measure := func() []time.Duration {
+			var out []time.Duration
+			for range samples {
+				id := r.mood(bystander.User, time.Now())
+				if err := r.publish(intent.Intent{Op: intent.OpCreate, User: bystander.User, MongoID: id}); err != nil {
+					b.Fatal(err)
+				}
+				out = append(out, poll(b, time.Minute, "bystander's create applied", func() bool { return r.mem.Mood(id).Rkey != "" }))
+				time.Sleep(gap() / 4) // spread the samples (375–625 ms)
+			}
+			return out
+		}
+		// Warm both sessions, then nobody in trouble.
+		for _, a := range []*devenv.Account{trouble, bystander} {
+			id := r.mood(a.User, time.Now())
+			_ = r.publish(intent.Intent{Op: intent.OpCreate, User: a.User, MongoID: id})
+			poll(b, 30*time.Second, "warm-up", func() bool { return r.mem.Mood(id).Rkey != "" })
+		}
+		none := measure()
+		r.proxy.FailWrites(trouble.DID, func() (int, http.Header) { return http.StatusInternalServerError, nil })
+		base := time.Now().Add(-time.Hour)
+		for i := range 1200 {
+			id := r.mood(trouble.User, base.Add(time.Duration(i)*time.Second))
+			if err := r.publish(intent.Intent{Op: intent.OpCreate, User: trouble.User, MongoID: id}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		inTrouble := measure()
+		b.ReportMetric(float64(p50(none).Microseconds())/1000, "p50-none-ms")
+		b.ReportMetric(float64(p50(inTrouble).Microseconds())/1000, "p50-trouble-ms")
+		b.ReportMetric(float64(slices.Max(none).Microseconds())/1000, "max-none-ms")
+		b.ReportMetric(float64(slices.Max(inTrouble).Microseconds())/1000, "max-trouble-ms")
+		b.ReportMetric(float64(r.proxy.Refused()), "troubled-writes")
+	}
+}
