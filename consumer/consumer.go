@@ -87,7 +87,14 @@ type Config struct {
 	AccountsRefresh time.Duration
 	// MaxBackoff caps the wait between reconnects and retries (default 30s).
 	MaxBackoff time.Duration
-	Log        *slog.Logger
+	// OpBound is how long one mood op may take, retries included, before
+	// its user is handed to the reconcile queue and the follower goes on
+	// (default 3s; trouble.go).
+	OpBound time.Duration
+	// TroubleHold is how long the mood ops of a user handed off are not
+	// tried, only answered with another queued reconcile (default 30s).
+	TroubleHold time.Duration
+	Log         *slog.Logger
 }
 
 // FirehoseURL derives the subscribeRepos URL of a PDS from its base URL:
@@ -147,7 +154,10 @@ type Consumer struct {
 	// (replaymark.go); only the handler goroutine uses them after Run
 	// loaded them.
 	replayedUpTo, markedUpTo int64
-	noted                    map[string]time.Time // by DID: last noteEvent write; handler goroutine only
+	// trouble are the repos handed to the reconcile queue (trouble.go);
+	// handler goroutine only.
+	trouble map[string]troubleMark
+	noted   map[string]time.Time // by DID: last noteEvent write; handler goroutine only
 
 	// The reader's own: the frame buffer and the #commit view, reused.
 	frame []byte
@@ -184,6 +194,12 @@ func New(cfg Config, engine Engine, store Store, queue reconcile.Queue, sweep Sw
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
+	if cfg.OpBound <= 0 {
+		cfg.OpBound = DefaultOpBound
+	}
+	if cfg.TroubleHold <= 0 {
+		cfg.TroubleHold = DefaultTroubleHold
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -200,6 +216,7 @@ func New(cfg Config, engine Engine, store Store, queue reconcile.Queue, sweep Sw
 		accounts: newAccounts(store, cfg.AccountsRefresh),
 		fullKick: make(chan struct{}, 1),
 		chains:   map[string]chainLink{},
+		trouble:  map[string]troubleMark{},
 	}
 	if !cfg.SkipVerify {
 		dir := cfg.Directory

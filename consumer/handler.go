@@ -139,12 +139,17 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 			return err // the directory is down: retry on reconnect
 		}
 		if errors.Is(err, errDIDGone) {
-			// The directory no longer knows the DID: that account is
-			// gone. Its events are skipped; nobody else's wait for it.
+			// The directory no longer knows the DID of a user we know:
+			// the commit cannot be verified and nobody else waits for it.
+			// One reconcile of the user is queued (the repo, read over
+			// XRPC, says what is true, or that the account is gone); the
+			// repo's further commits are skipped while it is in trouble.
 			c.stats.badCommits.Add(1)
-			c.log.Warn("DID no longer resolves: event of a gone account skipped", "did", evt.Repo, "seq", evt.Seq)
-			delete(c.chains, evt.Repo)
-			return nil
+			if c.inTrouble(evt.Repo, time.Now()) {
+				return nil
+			}
+			c.log.Warn("DID no longer resolves: reconciling the user instead", "did", evt.Repo, "seq", evt.Seq)
+			return c.handOff(ctx, acct, "DID no longer resolves", nil)
 		}
 		// A commit we cannot read or trust is not acted on; the repo
 		// itself, read over XRPC, says what is true.
@@ -163,6 +168,12 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 		return nil
 	}
 
+	// A repo in trouble (trouble.go): its mood ops are not tried, the
+	// user's queued reconcile answers them.
+	if len(moodOps) > 0 && c.inTrouble(evt.Repo, time.Now()) {
+		c.stats.moodOps.Add(int64(len(moodOps)))
+		return c.handOff(ctx, acct, "mood ops of a repo in trouble", nil)
+	}
 	// A commit that follows the repo's last one, past every seq an
 	// earlier run can have handled, is no replay: its deletes are taken as
 	// they are, without reading the record again (replaymark.go).
@@ -170,9 +181,15 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 	if known && hasDelete(moodOps) && c.fastPath(ctx, evt.Seq) {
 		opts = append(opts[:len(opts):len(opts)], reconcile.InOrder())
 	}
-	for _, op := range moodOps {
-		if err := c.applyOp(ctx, acct, op, blocks, evt.Blocks, opts); err != nil {
+	for i, op := range moodOps {
+		settled, busy, err := c.applyOp(ctx, acct, op, blocks, evt.Blocks, opts)
+		if err != nil {
 			return err
+		}
+		if !settled {
+			// The rest of the commit's ops are the reconcile's too.
+			c.stats.moodOps.Add(int64(len(moodOps) - i - 1))
+			return c.handOff(ctx, acct, "a mood op keeps failing", busy)
 		}
 	}
 	c.chains[evt.Repo] = link(evt, commit)
@@ -221,40 +238,42 @@ func (c *Consumer) readCommit(ctx context.Context, evt *comatproto.SyncSubscribe
 	return c.verifier.verifyCommit(ctx, evt)
 }
 
-// applyOp hands one mood op to the engine.
-func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte, opts []reconcile.Option) error {
+// applyOp hands one mood op to the engine, for at most OpBound
+// (trouble.go): settled is false when the op is not applied by then, and
+// busy, when not nil, is closed once a call still running returns.
+func (c *Consumer) applyOp(ctx context.Context, acct model.Account, op *comatproto.SyncSubscribeRepos_RepoOp, blocks blockMap, car []byte, opts []reconcile.Option) (settled bool, busy chan struct{}, err error) {
 	c.stats.moodOps.Add(1)
 	rkey := op.Path[len(moodPrefix):]
 	var v reconcile.Class
-	var call func() error
+	var call func(context.Context) error
 	switch op.Action {
 	case "create", "update":
 		upsert := reconcile.Upsert{Rkey: rkey}
 		upsert.Value, upsert.Invalid = c.recordOf(op, blocks, car)
-		call = func() (err error) {
+		call = func(ctx context.Context) (err error) {
 			v, err = c.engine.ApplyUpsert(ctx, acct, upsert, opts...)
 			return err
 		}
 	case "delete":
-		call = func() (err error) {
+		call = func(ctx context.Context) (err error) {
 			v, err = c.engine.ApplyDelete(ctx, acct, rkey, opts...)
 			return err
 		}
 	default:
 		c.stats.verdict(reconcile.ClassInvalid, 1)
 		c.log.Warn("mood op with unknown action skipped", "did", acct.DID, "action", op.Action, "path", op.Path)
-		return nil
+		return true, nil, nil
 	}
 	if _, err := syntax.ParseRecordKey(rkey); err != nil {
 		c.stats.verdict(reconcile.ClassInvalid, 1)
 		c.log.Warn("mood op with a bad record key skipped", "did", acct.DID, "path", op.Path)
-		return nil
+		return true, nil, nil
 	}
-	if err := c.retry(ctx, "apply "+op.Action+" "+model.URI(acct.DID, rkey), call); err != nil {
-		return err
+	settled, busy, err = c.applyBounded(ctx, acct, "apply "+op.Action+" "+model.URI(acct.DID, rkey), call)
+	if settled && err == nil {
+		c.stats.verdict(v, 1)
 	}
-	c.stats.verdict(v, 1)
-	return nil
+	return settled, busy, err
 }
 
 // recordOf decodes the record an op wrote, or says why it cannot.

@@ -22,6 +22,7 @@ type Stats struct {
 	Undecodable     int64 // frames of ours whose blocks could not be read
 	AccountsDeleted int64 // #account deleted events of our users
 	UserReconciles  int64 // whole-user reconciles queued (gaps)
+	HandOffs        int64 // users handed to the reconcile queue: ops that kept failing, repos in trouble
 	FullReconciles  int64 // sweeps of every user queued (first start, outdated or future cursor)
 	Reconnects      int64
 	Errors          int64 // engine failures given up on (permanent)
@@ -34,7 +35,7 @@ type Stats struct {
 // counters are the live, concurrently updated form of Stats.
 type counters struct {
 	events, dropped, commits, moodOps, replayed, chainBreaks, syncs, tooBig,
-	badCommits, undecodable, accountsDeleted, userReconciles, fullReconciles,
+	badCommits, undecodable, accountsDeleted, userReconciles, handOffs, fullReconciles,
 	reconnects, errors atomic.Int64
 
 	mu       sync.Mutex
@@ -59,7 +60,7 @@ func (c *counters) snapshot() Stats {
 		MoodOps: c.moodOps.Load(), Replayed: c.replayed.Load(), ChainBreaks: c.chainBreaks.Load(),
 		Syncs: c.syncs.Load(), TooBig: c.tooBig.Load(), BadCommits: c.badCommits.Load(),
 		Undecodable: c.undecodable.Load(), AccountsDeleted: c.accountsDeleted.Load(),
-		UserReconciles: c.userReconciles.Load(), FullReconciles: c.fullReconciles.Load(),
+		UserReconciles: c.userReconciles.Load(), HandOffs: c.handOffs.Load(), FullReconciles: c.fullReconciles.Load(),
 		Reconnects: c.reconnects.Load(), Errors: c.errors.Load(),
 		Verdicts: map[reconcile.Class]int64{},
 	}
@@ -86,6 +87,7 @@ func (s Stats) Add(o Stats) Stats {
 	s.Undecodable += o.Undecodable
 	s.AccountsDeleted += o.AccountsDeleted
 	s.UserReconciles += o.UserReconciles
+	s.HandOffs += o.HandOffs
 	s.FullReconciles += o.FullReconciles
 	s.Reconnects += o.Reconnects
 	s.Errors += o.Errors

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,6 +52,9 @@ type Config struct {
 	// ShutdownGrace is how long in-flight work may finish after the stop
 	// signal before it is cancelled and handed back to JetStream.
 	ShutdownGrace time.Duration
+	// ParkPoll is how often parked users whose backoff expired are looked
+	// for (see park.go).
+	ParkPoll time.Duration
 	// KeepOrphans turns the orphan policy off for reconcile intents:
 	// records whose mood is gone are left on the PDS.
 	KeepOrphans bool
@@ -75,6 +79,9 @@ func (c Config) withDefaults() Config {
 	if c.BatchLinger <= 0 {
 		c.BatchLinger = 25 * time.Millisecond
 	}
+	if c.ParkPoll <= 0 {
+		c.ParkPoll = 500 * time.Millisecond
+	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 10 * time.Second
 	}
@@ -97,6 +104,18 @@ type Publisher struct {
 
 	// Observe, when set, is told the outcome of every intent.
 	Observe func(op, outcome string)
+	// Park, when set, is where users in trouble are parked (park.go);
+	// without it a transiently failing intent is handed back to JetStream
+	// with a delay. Set it before Run.
+	Park ParkStore
+
+	parked parkedSet
+
+	// busy are the users being worked on, with the intents fetched for
+	// them meanwhile: one worker per user, so a user whose work is slow
+	// (a failing PDS, a big batch) holds one slot, never several.
+	busyMu sync.Mutex
+	busy   map[string][]item
 
 	reconcileOpts reconcile.ReconcileOptions
 }
@@ -130,6 +149,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 	sem := make(chan struct{}, p.cfg.Concurrency)
 	var wg sync.WaitGroup
 	p.log.Info("publisher started", "stream", intent.Stream, "consumer", Durable, "concurrency", p.cfg.Concurrency)
+	if p.Park != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.parkLoop(ctx, workCtx, &wg) }()
+	}
 
 	fetchFailures := 0
 	for ctx.Err() == nil {
@@ -154,10 +177,16 @@ func (p *Publisher) Run(ctx context.Context) error {
 				}
 				continue
 			}
+			if !p.claimUser(user, items) {
+				// Already being worked on here: its worker takes these
+				// next, in order, without holding a second slot.
+				<-sem
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				p.handleUser(workCtx, user, items)
+				p.userWorker(workCtx, user, items)
 			}()
 		}
 	}
@@ -221,15 +250,25 @@ func (p *Publisher) group(ctx context.Context, msgs []jetstream.Msg) map[string]
 }
 
 // handleUser applies one user's intents in order. Consecutive create and
-// delete intents are converged together (one applyWrites batch); purge and
-// reconcile intents each run on their own, between them.
+// delete intents are converged together (applyWrites batches of up to
+// reconcile.MaxBatch moods); purge and reconcile intents each run on their
+// own, between them. At the first transient failure the user is parked
+// with every intent of theirs not settled yet (park.go), and the intents of
+// a user already parked are parked without being tried.
 func (p *Publisher) handleUser(ctx context.Context, user string, items []item) {
-	stop := p.keepAlive(items)
-	defer stop()
+	if p.Park != nil && p.parked.has(user) {
+		p.parkItems(ctx, user, items, nil)
+		return
+	}
 	for len(items) > 0 {
 		switch items[0].intent.Op {
 		case intent.OpPurge:
-			p.settle(ctx, items[0], p.engine.Purge(ctx, user, items[0].intent.DID, askedAt(items[0].msg)))
+			err := p.engine.Purge(ctx, user, items[0].intent.DID, askedAt(items[0].msg))
+			if p.parkable(ctx, err) {
+				p.parkItems(ctx, user, items, err)
+				return
+			}
+			p.settle(ctx, items[0], err)
 			items = items[1:]
 		case intent.OpReconcile:
 			// Reconciles of one user queued together (a gap and a sweep,
@@ -243,6 +282,10 @@ func (p *Publisher) handleUser(ctx context.Context, user string, items []item) {
 				causes[i] = it.intent.Cause
 			}
 			_, err := p.engine.ReconcileUser(ctx, user, reconcile.StrongestCause(causes), p.reconcileOpts)
+			if p.parkable(ctx, err) {
+				p.parkItems(ctx, user, items, err)
+				return
+			}
 			for _, it := range items[:n] {
 				p.settle(ctx, it, err)
 			}
@@ -252,24 +295,94 @@ func (p *Publisher) handleUser(ctx context.Context, user string, items []item) {
 			for n < len(items) && (items[n].intent.Op == intent.OpCreate || items[n].intent.Op == intent.OpDelete) {
 				n++
 			}
-			run := items[:n]
-			ids := make([]string, len(run))
-			for i, it := range run {
-				ids[i] = it.intent.MongoID
+			run, rest := items[:n], items[n:]
+			for len(run) > 0 {
+				chunk := moodChunk(run)
+				ids := make([]string, len(chunk))
+				for i, it := range chunk {
+					ids[i] = it.intent.MongoID
+				}
+				results := p.engine.SyncMoods(ctx, user, ids)
+				var failed []item
+				var cause error
+				for _, it := range chunk {
+					if err := results[it.intent.MongoID]; p.parkable(ctx, err) {
+						failed, cause = append(failed, it), err
+						continue
+					}
+					p.settle(ctx, it, results[it.intent.MongoID])
+				}
+				run = run[len(chunk):]
+				if failed != nil {
+					// The rest is not tried: it would most likely fail the
+					// same way, one PDS call per mood.
+					p.parkItems(ctx, user, append(append(failed, run...), rest...), cause)
+					return
+				}
 			}
-			results := p.engine.SyncMoods(ctx, user, ids)
-			for _, it := range run {
-				p.settle(ctx, it, results[it.intent.MongoID])
-			}
-			items = items[n:]
+			items = rest
 		}
 	}
 }
 
-// keepAlive tells JetStream the intents are still being worked on, so a
-// long batch (a slow PDS) is not redelivered to another replica meanwhile.
-func (p *Publisher) keepAlive(items []item) func() {
+// moodChunk is the head of run naming at most reconcile.MaxBatch moods:
+// one applyWrites batch.
+func moodChunk(run []item) []item {
+	seen := make(map[string]struct{}, reconcile.MaxBatch)
+	for i, it := range run {
+		if _, ok := seen[it.intent.MongoID]; !ok {
+			if len(seen) == reconcile.MaxBatch {
+				return run[:i]
+			}
+			seen[it.intent.MongoID] = struct{}{}
+		}
+	}
+	return run
+}
+
+// claimUser makes the caller user's worker, or, when user already has
+// one, hands it items and returns false.
+func (p *Publisher) claimUser(user string, items []item) bool {
+	p.busyMu.Lock()
+	defer p.busyMu.Unlock()
+	if p.busy == nil {
+		p.busy = map[string][]item{}
+	}
+	if waiting, ok := p.busy[user]; ok {
+		p.busy[user] = append(waiting, items...)
+		return false
+	}
+	p.busy[user] = nil
+	return true
+}
+
+// userWorker handles user's intents, then those fetched for the user
+// meanwhile, until none are left.
+func (p *Publisher) userWorker(ctx context.Context, user string, items []item) {
+	working, stop := p.keepAlive(user)
+	defer stop()
+	for {
+		working(items)
+		p.handleUser(ctx, user, items)
+		p.busyMu.Lock()
+		items = p.busy[user]
+		if len(items) == 0 {
+			delete(p.busy, user)
+			p.busyMu.Unlock()
+			return
+		}
+		p.busy[user] = nil
+		p.busyMu.Unlock()
+	}
+}
+
+// keepAlive tells JetStream the intents of user's worker are still being
+// worked on or waiting for it, so a long batch (a slow PDS) is not
+// redelivered to another replica meanwhile.
+func (p *Publisher) keepAlive(user string) (working func([]item), stop func()) {
 	done := make(chan struct{})
+	var mu sync.Mutex
+	var current []item
 	go func() {
 		t := time.NewTicker(p.cfg.AckWait / 3)
 		defer t.Stop()
@@ -278,13 +391,24 @@ func (p *Publisher) keepAlive(items []item) func() {
 			case <-done:
 				return
 			case <-t.C:
-				for _, it := range items {
+				p.busyMu.Lock()
+				waiting := slices.Clone(p.busy[user])
+				p.busyMu.Unlock()
+				mu.Lock()
+				cur := current
+				mu.Unlock()
+				for _, it := range append(cur, waiting...) {
 					_ = it.msg.InProgress()
 				}
 			}
 		}
 	}()
-	return func() { close(done) }
+	working = func(items []item) {
+		mu.Lock()
+		current = items
+		mu.Unlock()
+	}
+	return working, func() { close(done) }
 }
 
 // settle acknowledges, retries or dead-letters one intent.

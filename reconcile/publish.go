@@ -269,7 +269,7 @@ func (e *Engine) writeOne(ctx context.Context, did string, m *model.Mood, swapCI
 			return rkey, nil
 		}
 	}
-	return "", fmt.Errorf("no free rkey for mood %s after %d probes", m.ID, model.MaxRkeyProbes)
+	return "", model.NoFreeRkey(m.ID, m.User)
 }
 
 // record stores the outcome of a PDS write in Mongo with compare-and-set.

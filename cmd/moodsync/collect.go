@@ -37,6 +37,14 @@ type stateCollector struct {
 	js       jetstream.JetStream
 	follower follower
 	base     consumer.Stats // counters of finished terms
+	pub      interface{ ParkedUsers() int }
+}
+
+// usePublisher tells the collector whose parked users to count.
+func (c *stateCollector) usePublisher(p interface{ ParkedUsers() int }) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pub = p
 }
 
 type statCounter struct {
@@ -54,6 +62,8 @@ var (
 			func(s consumer.Stats) int64 { return s.MoodOps }},
 		{counterDesc("moodsync_firehose_user_reconciles_total", "Whole-user reconciles the follower queued (broken chain, #sync, tooBig, unverifiable commit, new user)."),
 			func(s consumer.Stats) int64 { return s.UserReconciles }},
+		{counterDesc("moodsync_firehose_handoffs_total", "Users the follower handed to the reconcile queue instead of retrying inline: an op that kept failing past its bound, ops of a repo in trouble, a DID that no longer resolves."),
+			func(s consumer.Stats) int64 { return s.HandOffs }},
 		{counterDesc("moodsync_firehose_full_reconciles_total", "Sweeps of every user the follower queued (first start, outdated or future cursor)."),
 			func(s consumer.Stats) int64 { return s.FullReconciles }},
 		{counterDesc("moodsync_firehose_chain_breaks_total", "Commits that did not follow their repo's last commit."),
@@ -82,6 +92,8 @@ var (
 		"Age of the firehose event being handled, or of the last one when it was handled (leader only).", nil, nil)
 	descDeadLetters = prometheus.NewDesc("moodsync_dead_letters",
 		"Dead letters stored in "+intent.DeadStream+", waiting for an operator.", nil, nil)
+	descUsersParked = prometheus.NewDesc("moodsync_users_parked",
+		"Users in trouble this replica knows of: their intents failed transiently and wait in moodsync_parked for a retry with a backoff of their own.", nil, nil)
 	descIntentsPending = prometheus.NewDesc("moodsync_intents_pending",
 		"Intents in "+intent.Stream+" not yet acknowledged (waiting or in flight).", nil, nil)
 )
@@ -91,7 +103,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- sc.desc
 	}
 	for _, d := range []*prometheus.Desc{descFirehoseOps, descReconnects, descSeq, descSavedSeq, descReady,
-		descHead, descLagEvents, descLagSeconds, descDeadLetters, descIntentsPending} {
+		descHead, descLagEvents, descLagSeconds, descDeadLetters, descIntentsPending, descUsersParked} {
 		ch <- d
 	}
 }
@@ -116,8 +128,11 @@ func (c *stateCollector) endTerm() {
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	f, total, nc, js := c.follower, c.base, c.nc, c.js
+	f, total, nc, js, pub := c.follower, c.base, c.nc, c.js, c.pub
 	c.mu.Unlock()
+	if pub != nil {
+		ch <- prometheus.MustNewConstMetric(descUsersParked, prometheus.GaugeValue, float64(pub.ParkedUsers()))
+	}
 	var cur consumer.Stats
 	if f != nil {
 		cur = f.Stats()

@@ -19,6 +19,7 @@ type metrics struct {
 	actions      *prometheus.CounterVec
 	logins       prometheus.Counter
 	refreshes    prometheus.Counter
+	rateLimited  prometheus.Counter
 	writeSeconds *prometheus.HistogramVec
 
 	leader        prometheus.Gauge
@@ -40,7 +41,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		intents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "moodsync_intents_total", Help: "Intents handled, by op and outcome (applied, retry, dead).",
+			Name: "moodsync_intents_total", Help: "Intents handled, by op and outcome (applied, retry, dead, parked).",
 		}, []string{"op", "outcome"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moodsync_engine_actions_total", Help: "Actions the reconcile engine took, by action.",
@@ -50,6 +51,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		refreshes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "moodsync_pds_refreshes_total", Help: "PDS refreshSession calls.",
+		}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moodsync_pds_rate_limited_total", Help: "429 answers of the PDS to an account's calls; that account's calls wait for the reset the PDS named.",
 		}),
 		writeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "moodsync_pds_write_seconds", Help: "Latency of PDS write calls, by method.",
@@ -99,7 +103,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.leaderChanges.WithLabelValues(r)
 	}
 	for _, op := range intentOps {
-		for _, o := range []string{"applied", "retry", "dead"} {
+		for _, o := range []string{"applied", "retry", "dead", "parked"} {
 			m.intents.WithLabelValues(op, o)
 		}
 	}
@@ -109,7 +113,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	})
 	build.Set(1)
 	m.state = &stateCollector{}
-	reg.MustRegister(m.intents, m.actions, m.logins, m.refreshes, m.writeSeconds,
+	reg.MustRegister(m.intents, m.actions, m.logins, m.refreshes, m.rateLimited, m.writeSeconds,
 		m.leader, m.leaderChanges, m.aePasses, m.driftFound, m.driftFixed, m.guardTrips, m.lostFound, m.breakerHeld, m.aeLastPass, m.malformed, m.adminDenied, build, m.state,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
@@ -171,6 +175,7 @@ func (m *metrics) engineAction(action string, n int) {
 func (m *metrics) instrumentPDS(c *pdsclient.Client) {
 	c.OnLogin = func(string) { m.logins.Inc() }
 	c.OnRefresh = func(string) { m.refreshes.Inc() }
+	c.OnRateLimited = func(string) { m.rateLimited.Inc() }
 	c.OnWrite = func(method string, d time.Duration, _ error) {
 		m.writeSeconds.WithLabelValues(method).Observe(d.Seconds())
 	}

@@ -73,6 +73,8 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	sweep := &reconcile.Sweep{Users: in.Store, Queue: queue, State: in.Store, Log: log}
 	pub := publisher.New(in.JS, engine, publisher.Config{Concurrency: cfg.PublishConcurrency, KeepOrphans: !cfg.DeleteOrphans}, log)
 	pub.Observe = m.intent
+	pub.Park = in.Store
+	m.state.usePublisher(pub)
 	lead := newLeadership(in.JS, m, log)
 
 	statuses := status.NewReader(in.Store, pds, cfg.MassDeleteLimit)

@@ -369,7 +369,7 @@ func TestNoSecretInTheDaemonsLogs(t *testing.T) {
 			}
 			devenv.Eventually(t, 60*time.Second, "the daemon failed at the firehose and at the PDS", func() bool {
 				l := logs.String()
-				return strings.Contains(l, "firehose connection ended") && strings.Contains(l, "intent failed; will retry")
+				return strings.Contains(l, "firehose connection ended") && (strings.Contains(l, "intent failed; will retry") || strings.Contains(l, "user in trouble: intents parked"))
 			})
 			// The admin route: refused with a wrong token (which no filter
 			// hides: it must not be logged at all), and with the right one

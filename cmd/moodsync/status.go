@@ -77,6 +77,7 @@ func writeStatusText(w io.Writer, u *status.User) {
 	writeAccount(w, u)
 	writeMoods(w, u.Moods)
 	writeDrift(w, u)
+	writeTrouble(w, u.Trouble)
 	writePending(w, u.Intents)
 	writeStatusLetters(w, u.User, u.DeadLetters)
 	writeLast(w, u)
@@ -159,6 +160,23 @@ func writeDrift(w io.Writer, u *status.User) {
 		writeIssues(w, d.Findings)
 	}
 	writePlan(w, u.User, d.Summary)
+}
+
+// writeTrouble says whether the user is in trouble (parked).
+func writeTrouble(w io.Writer, t *status.Trouble) {
+	switch {
+	case t == nil:
+		fmt.Fprintln(w, "In trouble: no")
+		return
+	case t.Error != "":
+		fmt.Fprintf(w, "In trouble: ❗ could not read: %s\n", t.Error)
+		return
+	}
+	fmt.Fprintf(w, "In trouble: ⚠️  since %s; %d intents parked; %d retries failed; next try %s\n",
+		statusTime(t.Since), t.Owed, t.Failures, statusTime(t.NextTry))
+	if t.LastError != "" {
+		fmt.Fprintf(w, "  last error: %s\n", t.LastError)
+	}
 }
 
 // writePending lists the user's intents waiting in the stream.

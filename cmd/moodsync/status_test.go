@@ -126,6 +126,8 @@ func fixedStatusDrift() *status.User {
 		Op:     "create", User: u.User, MongoID: statusID(2), Deliveries: 1,
 	}}}
 	u.LastReconcile = &model.ReconcileMark{At: statusAt.Add(-6 * time.Hour), Cause: string(reconcile.CausePeriodic), Drift: 14, Fixed: 1, Held: 12}
+	u.Trouble = &status.Trouble{Since: statusAt.Add(-10 * time.Minute), NextTry: statusAt.Add(20 * time.Second), Failures: 6, Owed: 1200,
+		LastError: "account did:plc:alice rate limited by the PDS until 2025-10-14T19:30:20Z: API request failed (HTTP 429): RateLimitExceeded: Rate Limit Exceeded"}
 	return u
 }
 

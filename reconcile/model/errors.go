@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // PermanentError marks a failure that retrying cannot fix: the input itself
@@ -83,4 +84,50 @@ func (e *TransportError) Unwrap() error { return e.Err }
 func IsTransport(err error) bool {
 	var t *TransportError
 	return errors.As(err, &t)
+}
+
+// RateLimitedError says the PDS refused a call with 429 Too Many Requests
+// and named when the limit resets (ratelimit-reset, retry-after). Nothing
+// for that account is to be tried before Until.
+type RateLimitedError struct {
+	DID   string
+	Until time.Time
+	Err   error
+}
+
+func (e *RateLimitedError) Error() string {
+	msg := fmt.Sprintf("rate limited by the PDS until %s", e.Until.UTC().Format(time.RFC3339))
+	if e.DID != "" {
+		msg = fmt.Sprintf("account %s %s", e.DID, msg)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+func (e *RateLimitedError) Unwrap() error { return e.Err }
+
+// RateLimited returns a transport error (retried later, never a reason to
+// change strategy) that says until when did's calls are refused.
+func RateLimited(did string, until time.Time, err error) error {
+	return &TransportError{Err: &RateLimitedError{DID: did, Until: until, Err: err}}
+}
+
+// RetryNotBefore reports the time before which err says not to try again:
+// the reset of a rate limit. ok is false when err names none.
+func RetryNotBefore(err error) (until time.Time, ok bool) {
+	var r *RateLimitedError
+	if errors.As(err, &r) {
+		return r.Until, true
+	}
+	return time.Time{}, false
+}
+
+// NoFreeRkey is the permanent failure of a mood whose deterministic record
+// keys (MaxRkeyProbes of them) all hold other moods' records: no retry
+// frees one. The reason says where to look.
+func NoFreeRkey(moodID, user string) error {
+	return Permanent("no free rkey for mood %s after %d probes: every deterministic key holds another mood's record; "+
+		"see `moodsync status --user %s` and `moodsync audit --user %s`, remove the records in the way (`moodsync cleanup`), then replay this letter",
+		moodID, MaxRkeyProbes, user, user)
 }

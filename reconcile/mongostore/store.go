@@ -287,7 +287,7 @@ func (s *Store) SetRkey(ctx context.Context, id, rkey string) (bool, error) {
 	filter = append(filter, rkeyUnset...)
 	res, err := s.moods.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "atproto", Value: bson.D{{Key: "rkey", Value: rkey}}}}}})
 	if err != nil {
-		return false, err
+		return false, ClassifyWrite(err)
 	}
 	return res.MatchedCount == 1, nil
 }

@@ -55,6 +55,9 @@ type Client struct {
 	OnRefresh func(did string)
 	// OnWrite, when set, is told how long each write call took.
 	OnWrite func(method string, d time.Duration, err error)
+	// OnRateLimited, when set, is told of every 429 answered for an
+	// account (ratelimit.go).
+	OnRateLimited func(did string)
 	// MaxExportBytes bounds the repo export ExportRecords reads whole
 	// (0: DefaultMaxExportBytes); a larger repo is read page by page.
 	MaxExportBytes int64
@@ -64,6 +67,7 @@ type Client struct {
 	// least recently used dropped first (its session stays in the
 	// SessionStore and is resumed from there when next needed: no login).
 	clients *lru.Cache[string, *userClient]
+	limits  limits
 }
 
 // MaxClients bounds the sessions a Client keeps in memory (one small
@@ -86,12 +90,12 @@ func New(host string, sessions SessionStore, log *slog.Logger) *Client {
 		log:      log,
 		http: &http.Client{
 			Timeout: 30 * time.Second,
-			Transport: &http.Transport{
+			Transport: rateTransport{&http.Transport{
 				Proxy:               nil,
 				DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 				MaxIdleConnsPerHost: 32,
 				IdleConnTimeout:     90 * time.Second,
-			},
+			}},
 		},
 		clients: mustLRU(MaxClients),
 	}
@@ -221,15 +225,21 @@ func (c *Client) refreshed(did string) atclient.RefreshCallback {
 	}
 }
 
-// withSession runs fn with did's session. When the session is no longer
-// accepted (refresh token expired or revoked) it logs in once more and
-// retries.
-func (c *Client) withSession(ctx context.Context, did string, fn func(api *atclient.APIClient) error) error {
-	api, err := c.session(ctx, did, false)
-	if err != nil {
+// withSession runs fn with did's session and the context fn must make its
+// requests with (it carries what a 429 says to noteLimit). When the
+// session is no longer accepted (refresh token expired or revoked) it logs
+// in once more and retries. A rate-limited account's calls are refused without contacting
+// the PDS until the limit resets (ratelimit.go).
+func (c *Client) withSession(ctx context.Context, did string, fn func(ctx context.Context, api *atclient.APIClient) error) error {
+	if err := c.checkLimit(did); err != nil {
 		return err
 	}
-	err = classify(did, fn(api))
+	ctx, note := withRateNote(ctx)
+	api, err := c.session(ctx, did, false)
+	if err != nil {
+		return c.noteLimit(did, note, err)
+	}
+	err = classify(did, c.noteLimit(did, note, fn(ctx, api)))
 	if !isAuthFailure(err) {
 		return err
 	}
@@ -239,9 +249,9 @@ func (c *Client) withSession(ctx context.Context, did string, fn func(api *atcli
 	}
 	api, err = c.session(ctx, did, true)
 	if err != nil {
-		return err
+		return c.noteLimit(did, note, err)
 	}
-	return classify(did, fn(api))
+	return classify(did, c.noteLimit(did, note, fn(ctx, api)))
 }
 
 // ForgetSession drops the cached session of did (after a purge).

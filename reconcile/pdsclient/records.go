@@ -45,7 +45,7 @@ func (c *Client) ApplyWrites(ctx context.Context, did string, writes []model.Wri
 		v := w.Value
 		in.Writes[i] = writeOp{Type: "com.atproto.repo.applyWrites#create", Collection: model.Collection, Rkey: w.Rkey, Value: &v}
 	}
-	return c.withSession(ctx, did, func(api *atclient.APIClient) error {
+	return c.withSession(ctx, did, func(ctx context.Context, api *atclient.APIClient) error {
 		return c.timed("applyWrites", func() error {
 			return api.Post(ctx, syntax.NSID("com.atproto.repo.applyWrites"), &in, nil)
 		})
@@ -55,7 +55,7 @@ func (c *Client) ApplyWrites(ctx context.Context, did string, writes []model.Wri
 // CreateRecord implements reconcile.PDS.
 func (c *Client) CreateRecord(ctx context.Context, did, rkey string, v model.RecordValue) error {
 	in := map[string]any{"repo": did, "collection": model.Collection, "rkey": rkey, "record": v}
-	return c.withSession(ctx, did, func(api *atclient.APIClient) error {
+	return c.withSession(ctx, did, func(ctx context.Context, api *atclient.APIClient) error {
 		return c.timed("createRecord", func() error {
 			return api.Post(ctx, syntax.NSID("com.atproto.repo.createRecord"), in, nil)
 		})
@@ -69,7 +69,7 @@ func (c *Client) DeleteRecord(ctx context.Context, did, rkey, swapCID string) er
 	if swapCID != "" {
 		in["swapRecord"] = swapCID
 	}
-	return c.withSession(ctx, did, func(api *atclient.APIClient) error {
+	return c.withSession(ctx, did, func(ctx context.Context, api *atclient.APIClient) error {
 		return c.timed("deleteRecord", func() error {
 			return api.Post(ctx, syntax.NSID("com.atproto.repo.deleteRecord"), in, nil)
 		})

@@ -25,6 +25,9 @@ type Store interface {
 	reconcile.Reader
 	// UsersRow returns what may be shown of a users row, nil without one.
 	UsersRow(ctx context.Context, user string) (*model.UsersRow, error)
+	// Parked returns the user's parked document (a user in trouble), nil
+	// when the user is not parked.
+	Parked(ctx context.Context, user string) (*model.Parked, error)
 }
 
 // Defaults of Reader's bounds.
@@ -129,6 +132,10 @@ type User struct {
 	PDS   *PDSStatus `json:"pds"`
 	Moods Moods      `json:"moods"`
 	Drift Drift      `json:"drift"`
+	// Trouble says the user is in trouble: their intents kept failing
+	// transiently and wait, parked, for a retry with a backoff of their
+	// own; nil when they are not.
+	Trouble *Trouble `json:"trouble"`
 	// Intents are the user's intents waiting in MOODSYNC_INTENTS.
 	Intents Intents `json:"intents"`
 	// DeadLetters are the user's dead letters in MOODSYNC_DEAD.
@@ -181,6 +188,19 @@ type Drift struct {
 	*reconcile.Summary
 }
 
+// Trouble is a parked user's spell of trouble (model.Parked), or why it
+// could not be read.
+type Trouble struct {
+	Since     time.Time `json:"since,omitzero"`
+	NextTry   time.Time `json:"nextTry,omitzero"`
+	Failures  int       `json:"failures"`
+	LastError string    `json:"lastError,omitempty"`
+	// Owed is how many intents wait parked (mood ids, reconcile causes, a
+	// purge).
+	Owed  int    `json:"owed"`
+	Error string `json:"error,omitempty"`
+}
+
 // Intents are the user's pending intents, or why they could not be read.
 type Intents struct {
 	Error string `json:"error,omitempty"`
@@ -197,7 +217,7 @@ type DeadLetters struct {
 
 // Known reports whether moodsync knows anything of the user at all.
 func (u *User) Known() bool {
-	return u.UsersRow != nil || u.Binding != nil || u.Moods.Total > 0 ||
+	return u.UsersRow != nil || u.Binding != nil || u.Moods.Total > 0 || (u.Trouble != nil && u.Trouble.Error == "") ||
 		(u.Intents.Pending != nil && u.Intents.Count > 0) || u.DeadLetters.Count > 0
 }
 
@@ -220,6 +240,7 @@ func (r *Reader) Read(ctx context.Context, user string) (*User, error) {
 	u.PDS = r.repoStatus(ctx, u)
 	u.Moods = r.moods(ctx, user)
 	u.Drift = r.drift(ctx, user)
+	u.Trouble = r.trouble(ctx, user)
 	u.Intents = r.intents(ctx, user)
 	u.DeadLetters = r.deadLetters(ctx, user)
 	return u, ctx.Err()
@@ -303,6 +324,17 @@ func (r *Reader) natsErr() string {
 		return "NATS: " + r.NATSErr.Error()
 	}
 	return "NATS: not connected"
+}
+
+func (r *Reader) trouble(ctx context.Context, user string) *Trouble {
+	p, err := r.store.Parked(ctx, user)
+	switch {
+	case err != nil:
+		return &Trouble{Error: err.Error()}
+	case p == nil:
+		return nil
+	}
+	return &Trouble{Since: p.Since, NextTry: p.NextTry, Failures: p.Failures, LastError: p.LastError, Owed: p.Owed()}
 }
 
 func (r *Reader) intents(ctx context.Context, user string) Intents {

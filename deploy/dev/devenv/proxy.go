@@ -1,6 +1,9 @@
 package devenv
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -10,8 +13,10 @@ import (
 )
 
 // Proxy sits between moodsync and the PDS in tests: it counts requests by
-// XRPC method (to prove sessions are reused) and can refuse connections for
-// a while (a PDS outage, seen from moodsync exactly as one).
+// XRPC method (to prove sessions are reused), can refuse connections for a
+// while (a PDS outage, seen from moodsync exactly as one), and can answer
+// every write into one repo with an error of the test's choosing (one user
+// in trouble: FailWrites).
 type Proxy struct {
 	URL string
 
@@ -20,6 +25,72 @@ type Proxy struct {
 	mu     sync.Mutex
 	srv    *http.Server
 	counts map[string]int
+
+	failDID string
+	fail    func() (int, http.Header)
+	refused int
+}
+
+// writeMethods are the XRPC procedures that write into a repo named by
+// the "repo" field of their body.
+var writeMethods = map[string]bool{
+	"/xrpc/com.atproto.repo.applyWrites":  true,
+	"/xrpc/com.atproto.repo.createRecord": true,
+	"/xrpc/com.atproto.repo.deleteRecord": true,
+	"/xrpc/com.atproto.repo.putRecord":    true,
+}
+
+// FailWrites answers every write into did's repo with the status and
+// headers answer returns (called for each write, so a header such as
+// ratelimit-reset can move), and an XRPC error body; writes into other
+// repos, and reads, pass. answer nil lets every write through again.
+func (p *Proxy) FailWrites(did string, answer func() (status int, header http.Header)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failDID, p.fail = did, answer
+}
+
+// Refused is how many writes FailWrites answered.
+func (p *Proxy) Refused() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// refuse answers r itself when it is a write FailWrites covers.
+func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request) bool {
+	p.mu.Lock()
+	did, answer := p.failDID, p.fail
+	p.mu.Unlock()
+	if answer == nil || r.Method != http.MethodPost || !writeMethods[r.URL.Path] {
+		return false
+	}
+	body, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var in struct {
+		Repo string `json:"repo"`
+	}
+	if err != nil || json.Unmarshal(body, &in) != nil || in.Repo != did {
+		return false
+	}
+	status, header := answer()
+	p.mu.Lock()
+	p.refused++
+	p.mu.Unlock()
+	for k, vs := range header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	name := "InternalServerError"
+	if status == http.StatusTooManyRequests {
+		name = "RateLimitExceeded"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": name, "message": http.StatusText(status) + " (test proxy)"})
+	return true
 }
 
 // NewProxy starts a proxy to target on a free loopback port.
@@ -46,6 +117,9 @@ func (p *Proxy) serve(l net.Listener) {
 		p.mu.Lock()
 		p.counts[r.URL.Path]++
 		p.mu.Unlock()
+		if p.refuse(w, r) {
+			return
+		}
 		rp.ServeHTTP(w, r)
 	})}
 	p.mu.Lock()
