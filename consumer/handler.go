@@ -13,6 +13,7 @@ import (
 	"github.com/bluesky-social/indigo/events"
 	"github.com/ipfs/go-cid"
 
+	"github.com/whistlegraph/moodsync/consumer/wire"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
@@ -218,7 +219,7 @@ func (c *Consumer) readCommit(ctx context.Context, evt *comatproto.SyncSubscribe
 	if c.verifier == nil {
 		return nil, nil, nil
 	}
-	return c.verifier.verifyCommit(ctx, evt)
+	return c.verifier.VerifyCommit(ctx, evt)
 }
 
 // applyOp hands one mood op to the engine.
@@ -271,7 +272,7 @@ func (c *Consumer) recordOf(op *comatproto.SyncSubscribeRepos_RepoOp, blocks blo
 			err = errBlockMissing
 		}
 	} else {
-		raw, err = carBlock(car, rc)
+		raw, err = wire.Block(car, rc)
 	}
 	if err != nil {
 		c.stats.undecodable.Add(1)
@@ -292,7 +293,7 @@ func (c *Consumer) onSync(ctx context.Context, evt *comatproto.SyncSubscribeRepo
 	c.stats.syncs.Add(1)
 	var commit *repo.Commit
 	if c.verifier != nil {
-		commit, err = repo.VerifySyncMessage(ctx, c.verifier.dir, evt)
+		commit, err = repo.VerifySyncMessage(ctx, c.verifier.Directory(), evt)
 	} else {
 		commit, _, err = repo.LoadCommitFromCAR(ctx, bytes.NewReader(evt.Blocks))
 	}
@@ -315,7 +316,7 @@ func (c *Consumer) onSync(ctx context.Context, evt *comatproto.SyncSubscribeRepo
 func (c *Consumer) onIdentity(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Identity) error {
 	if c.verifier != nil {
 		if did, err := syntax.ParseDID(evt.Did); err == nil {
-			c.verifier.forget(ctx, did)
+			c.verifier.Forget(ctx, did)
 		}
 	}
 	return c.refreshAccount(ctx, evt.Did)
