@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/identity"
@@ -81,6 +82,23 @@ type firehose struct {
 	// liveOnly makes a connection without a cursor start after the last
 	// frame, as a real server's does (else it starts at the first).
 	liveOnly bool
+	// spans are, per connection that sent through the last frame, when
+	// its first frame was written and when its last was.
+	spans []sendSpan
+}
+
+// sendSpan is when a connection wrote its first and its last frame.
+type sendSpan struct{ first, last time.Time }
+
+// lastSpan is the span of the connection that most recently sent through
+// the last frame.
+func (f *firehose) lastSpan() (sendSpan, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.spans) == 0 {
+		return sendSpan{}, false
+	}
+	return f.spans[len(f.spans)-1], true
 }
 
 func newFirehose(t testing.TB) *firehose {
@@ -128,17 +146,29 @@ func newFirehose(t testing.TB) *firehose {
 				}
 			}
 		}()
+		var first time.Time
 		for {
 			f.mu.Lock()
 			batch := f.frames[next:]
 			more := f.more
 			f.mu.Unlock()
+			if len(batch) > 0 && first.IsZero() {
+				first = time.Now()
+			}
 			for _, b := range batch {
 				if err := con.WriteMessage(websocket.BinaryMessage, b); err != nil {
 					return
 				}
 			}
 			next += len(batch)
+			if len(batch) > 0 {
+				last := time.Now()
+				f.mu.Lock()
+				if next == len(f.frames) {
+					f.spans = append(f.spans, sendSpan{first, last})
+				}
+				f.mu.Unlock()
+			}
 			select {
 			case <-more:
 			case <-closed:
