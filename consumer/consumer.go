@@ -27,6 +27,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/gorilla/websocket"
 
+	"github.com/whistlegraph/moodsync/consumer/wire"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/backoff"
 	"github.com/whistlegraph/moodsync/reconcile/model"
@@ -131,7 +132,7 @@ type Consumer struct {
 	dialURL  string // the firehose URL without query, credentials included
 	stream   string // cursor key and log name: dialURL without credentials
 	accounts *accounts
-	verifier *verifier
+	verifier *wire.Verifier
 	opts     []reconcile.Option
 	stats    counters
 
@@ -161,7 +162,7 @@ type Consumer struct {
 
 	// The reader's own: the frame buffer and the #commit view, reused.
 	frame []byte
-	view  commitView
+	view  wire.CommitView
 	lag   lagTracker
 
 	// resetCursor is set when the server says our cursor is in its future.
@@ -229,7 +230,7 @@ func New(cfg Config, engine Engine, store Store, queue reconcile.Queue, sweep Sw
 			}
 			dir = identity.NewCacheDirectory(base, 100_000, 24*time.Hour, time.Minute, time.Minute)
 		}
-		c.verifier = newVerifier(dir)
+		c.verifier = wire.NewVerifier(dir)
 	}
 	if cfg.KeepOrphans {
 		c.opts = append(c.opts, reconcile.KeepOrphans())

@@ -216,7 +216,7 @@ func TestConsumerDoesNotTrustForgedCommit(t *testing.T) {
 			id := r.mood(alice, 1)
 			// Sign with another key than the DID document names.
 			forger := newGenRepo(t, "did:plc:forger", identity.NewMockDirectory())
-			g.key = forger.key
+			g.Key = forger.Key
 			r.fh.add(commitFrame(t, g.commit(t, 1, moodOp("3kh5dye2qpc2a", id))))
 			c := r.start(t, func(cfg *Config) { cfg.SkipVerify = skip })
 			r.handledAll(t, c)

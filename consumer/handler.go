@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
@@ -13,6 +12,7 @@ import (
 	"github.com/bluesky-social/indigo/events"
 	"github.com/ipfs/go-cid"
 
+	"github.com/whistlegraph/moodsync/consumer/wire"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
@@ -22,9 +22,13 @@ const moodPrefix = model.Collection + "/"
 
 // chainLink is where a repo's commit chain stands: the next commit must
 // name this rev as `since` and this MST root (when known) as `prevData`.
+// trusted is the rev of the last commit verified (or of any commit, when
+// verification is off): only it marks a mood commit as a replay
+// (verifyskip.go).
 type chainLink struct {
-	rev  string
-	data cid.Cid
+	rev     string
+	data    cid.Cid
+	trusted string
 }
 
 // errStreamEnd ends the connection on purpose (an error frame).
@@ -111,8 +115,11 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 	c.stats.commits.Add(1)
 	c.noteEvent(ctx, evt.Repo, model.EventCommit, evt.Seq, time.Now())
 
+	// Filter on the op path first: most commits carry no mood op, and for
+	// those no block is read and nothing is verified (verifyskip.go).
+	moodOps := moodOpsOf(evt)
 	prev, known := c.chains[evt.Repo]
-	if known && evt.Rev <= prev.rev {
+	if known && evt.Rev <= prev.rev && (len(moodOps) == 0 || evt.Rev <= prev.trusted) {
 		// At or behind where this repo stands: a replay after a reconnect.
 		c.stats.replayed.Add(1)
 		return nil
@@ -124,16 +131,7 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 		return c.reconcileUser(ctx, acct, "tooBig commit")
 	}
 
-	// Filter on the op path first: most commits carry no mood op, and for
-	// those nothing but the commit block is read.
-	var moodOps []*comatproto.SyncSubscribeRepos_RepoOp
-	for _, op := range evt.Ops {
-		if op != nil && strings.HasPrefix(op.Path, moodPrefix) {
-			moodOps = append(moodOps, op)
-		}
-	}
-
-	commit, blocks, err := c.readCommit(ctx, evt)
+	commit, blocks, err := c.readCommit(ctx, evt, moodOps)
 	if err != nil {
 		if errors.Is(err, errKeyLookup) {
 			return err // the directory is down: retry on reconnect
@@ -164,7 +162,7 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 		if err := c.reconcileUser(ctx, acct, "broken chain"); err != nil {
 			return err
 		}
-		c.chains[evt.Repo] = link(evt, commit)
+		c.chains[evt.Repo] = c.link(prev, evt, commit)
 		return nil
 	}
 
@@ -192,7 +190,7 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 			return c.handOff(ctx, acct, "a mood op keeps failing", busy)
 		}
 	}
-	c.chains[evt.Repo] = link(evt, commit)
+	c.chains[evt.Repo] = c.link(prev, evt, commit)
 	return nil
 }
 
@@ -208,16 +206,24 @@ func hasDelete(ops []*comatproto.SyncSubscribeRepos_RepoOp) bool {
 
 // link is where the chain stands after a commit; the MST root is known
 // only from a verified commit.
-func link(evt *comatproto.SyncSubscribeRepos_Commit, commit *repo.Commit) chainLink {
-	l := chainLink{rev: evt.Rev}
+func (c *Consumer) link(prev chainLink, evt *comatproto.SyncSubscribeRepos_Commit, commit *repo.Commit) chainLink {
+	l := chainLink{rev: evt.Rev, trusted: prev.trusted}
 	if commit != nil {
 		l.data = commit.Data
+	}
+	if commit != nil || c.verifier == nil {
+		l.trusted = evt.Rev
 	}
 	return l
 }
 
-// follows reports whether the commit continues the chain at prev.
+// follows reports whether the commit continues the chain at prev. A
+// commit at or behind prev's rev (past the trusted one: not a replay)
+// does not.
 func follows(prev chainLink, evt *comatproto.SyncSubscribeRepos_Commit) bool {
+	if evt.Rev <= prev.rev {
+		return false
+	}
 	if evt.Since != nil && *evt.Since != prev.rev {
 		return false
 	}
@@ -228,14 +234,15 @@ func follows(prev chainLink, evt *comatproto.SyncSubscribeRepos_Commit) bool {
 }
 
 // readCommit returns the frame's verified commit, or nil when verification
-// is off: then no block but the records of mood ops is read at all, and the
-// chain is followed by rev alone, since an unverified MST root proves
-// nothing. blocks is the frame's checked block index when verified.
-func (c *Consumer) readCommit(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Commit) (*repo.Commit, blockMap, error) {
-	if c.verifier == nil {
+// is off or the commit needs none (mustVerify): then no block but the
+// records of mood ops is read at all, and the chain is followed by rev
+// and since alone, since an unverified MST root proves nothing. blocks is
+// the frame's checked block index when verified.
+func (c *Consumer) readCommit(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Commit, moodOps []*comatproto.SyncSubscribeRepos_RepoOp) (*repo.Commit, blockMap, error) {
+	if !c.mustVerify(evt, moodOps) {
 		return nil, nil, nil
 	}
-	return c.verifier.verifyCommit(ctx, evt)
+	return c.verifier.VerifyCommit(ctx, evt)
 }
 
 // applyOp hands one mood op to the engine, for at most OpBound
@@ -290,7 +297,7 @@ func (c *Consumer) recordOf(op *comatproto.SyncSubscribeRepos_RepoOp, blocks blo
 			err = errBlockMissing
 		}
 	} else {
-		raw, err = carBlock(car, rc)
+		raw, err = wire.Block(car, rc)
 	}
 	if err != nil {
 		c.stats.undecodable.Add(1)
@@ -311,7 +318,7 @@ func (c *Consumer) onSync(ctx context.Context, evt *comatproto.SyncSubscribeRepo
 	c.stats.syncs.Add(1)
 	var commit *repo.Commit
 	if c.verifier != nil {
-		commit, err = repo.VerifySyncMessage(ctx, c.verifier.dir, evt)
+		commit, err = repo.VerifySyncMessage(ctx, c.verifier.Directory(), evt)
 	} else {
 		commit, _, err = repo.LoadCommitFromCAR(ctx, bytes.NewReader(evt.Blocks))
 	}
@@ -326,7 +333,7 @@ func (c *Consumer) onSync(ctx context.Context, evt *comatproto.SyncSubscribeRepo
 		return err
 	}
 	if commit != nil && commit.DID == evt.Did {
-		c.chains[evt.Did] = chainLink{rev: commit.Rev, data: commit.Data}
+		c.chains[evt.Did] = chainLink{rev: commit.Rev, data: commit.Data, trusted: commit.Rev}
 	}
 	return nil
 }
@@ -334,7 +341,7 @@ func (c *Consumer) onSync(ctx context.Context, evt *comatproto.SyncSubscribeRepo
 func (c *Consumer) onIdentity(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Identity) error {
 	if c.verifier != nil {
 		if did, err := syntax.ParseDID(evt.Did); err == nil {
-			c.verifier.forget(ctx, did)
+			c.verifier.Forget(ctx, did)
 		}
 	}
 	return c.refreshAccount(ctx, evt.Did)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bluesky-social/indigo/events"
 	"github.com/gorilla/websocket"
+	"github.com/whistlegraph/moodsync/consumer/wire"
 )
 
 const (
@@ -168,18 +169,18 @@ func (c *Consumer) headSeq(ctx context.Context) (int64, bool) {
 
 // frameSeq is the seq of a frame's event, if it has one.
 func frameSeq(frame []byte) (int64, bool) {
-	h, body, err := decodeHeader(frame)
-	if err != nil || h.op != events.EvtKindMessage {
+	h, body, err := wire.DecodeHeader(frame)
+	if err != nil || h.Op != events.EvtKindMessage {
 		return 0, false
 	}
-	if string(h.msgType) == "#commit" {
-		var v commitView
-		if v.decode(body) != nil {
+	if string(h.MsgType) == "#commit" {
+		var v wire.CommitView
+		if v.Decode(body) != nil {
 			return 0, false
 		}
-		return v.seq, v.seq > 0
+		return v.Seq, v.Seq > 0
 	}
-	xev, err := decodeEvent(h.msgType, body)
+	xev, err := decodeEvent(h.MsgType, body)
 	if xev == nil || err != nil {
 		return 0, false
 	}

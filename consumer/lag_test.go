@@ -7,6 +7,7 @@ import (
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/whistlegraph/moodsync/consumer/wire/wiretest"
 )
 
 // TestLagFromEventTimes: the follower's lag is read from the events it
@@ -67,7 +68,7 @@ func TestLagOfAnEventInHand(t *testing.T) {
 
 // TestFrameSeq: the head check reads the seq of any event that has one.
 func TestFrameSeq(t *testing.T) {
-	for i, fr := range seedFrames(t, identity.NewMockDirectory()) {
+	for i, fr := range wiretest.SeedFrames(t, identity.NewMockDirectory()) {
 		seq, ok := frameSeq(fr)
 		switch {
 		case i < 7 && (!ok || seq != int64(i+1)):

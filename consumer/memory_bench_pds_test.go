@@ -123,8 +123,8 @@ func BenchmarkMemory(b *testing.B) {
 		dir := identity.NewMockDirectory()
 		// Distinct signed commits of strangers, sent again under new seqs;
 		// users' commits are all distinct (their chains are checked).
-		strangers := procFrames(b, 20_000, 2000, "did:plc:stranger", dir)
-		userFrames := procFrames(b, total/100+1, userRepos, "did:plc:user", dir)
+		strangers := procFrames(b, 20_000, 2000, 0, "did:plc:stranger", dir)
+		userFrames := procFrames(b, total/100+1, userRepos, 0, "did:plc:user", dir)
 		frames := make([][]byte, 0, total)
 		nu := 0
 		for seq := int64(1); seq <= int64(total); seq++ {

@@ -60,9 +60,11 @@ import (
 	"github.com/whistlegraph/moodsync/reconcile/mongostore"
 )
 
-// procFrames generates n commits, one post op each, round-robin over the
-// repos: repos named prefix0000 ….
-func procFrames(tb testing.TB, n, repos int, prefix string, dir *identity.MockDirectory) [][]byte {
+// procFrames generates n commits, one op each, round-robin over the repos
+// (named prefix0000 …): a post, or, every moodEvery-th commit (0: none), a
+// mood record naming a mood Mongo does not have (the engine reads Mongo
+// and counts a lost mood; nothing is written).
+func procFrames(tb testing.TB, n, repos, moodEvery int, prefix string, dir *identity.MockDirectory) [][]byte {
 	gens := make([]*genRepo, repos)
 	for i := range gens {
 		gens[i] = newGenRepo(tb, fmt.Sprintf("%s%04d", prefix, i), dir)
@@ -70,7 +72,11 @@ func procFrames(tb testing.TB, n, repos int, prefix string, dir *identity.MockDi
 	out := make([][]byte, 0, n)
 	for seq := 1; seq <= n; seq++ {
 		g := gens[(seq-1)%repos]
-		out = append(out, commitFrame(tb, g.commit(tb, int64(seq), g.postOp())))
+		op := g.postOp()
+		if moodEvery > 0 && seq%moodEvery == 0 {
+			op = moodOp(syntax.NewTID(int64(1_600_000_000_000_000+seq), 0).String(), fmt.Sprintf("5f0000000000%012d", seq))
+		}
+		out = append(out, commitFrame(tb, g.commit(tb, int64(seq), op)))
 	}
 	return out
 }
@@ -306,10 +312,11 @@ func BenchmarkFirehoseProcess(b *testing.B) {
 	bin := moodsyncBin(b)
 	base := os.Getenv("MOODSYNC_BENCH_BASE_BIN")
 	for _, mode := range []struct {
-		name  string
-		repos int
-		users bool
-	}{{"relay", 2500, false}, {"pds", 500, true}} {
+		name      string
+		repos     int
+		users     bool
+		moodEvery int
+	}{{"relay", 2500, false, 0}, {"pds", 500, true, 0}, {"pds-1pct", 500, true, 100}} {
 		b.Run(mode.name, func(b *testing.B) {
 			dir := identity.NewMockDirectory()
 			prefix := "did:plc:stranger"
@@ -319,7 +326,7 @@ func BenchmarkFirehoseProcess(b *testing.B) {
 			// n frames after the stored cursor 1, which every reader
 			// resumes from; a subscription without a cursor gets live
 			// frames only (none), as from a real server.
-			frames := procFrames(b, n+1, mode.repos, prefix, dir)
+			frames := procFrames(b, n+1, mode.repos, mode.moodEvery, prefix, dir)
 			fh := newFirehose(b)
 			fh.liveOnly = true
 			fh.add(frames...)
@@ -347,31 +354,45 @@ func BenchmarkFirehoseProcess(b *testing.B) {
 				}{"base", func() procRun { return runMoodsync(b, base, e) }})
 			}
 			b.ResetTimer()
-			rate := map[string][]float64{}
+			rate, wall := map[string][]float64{}, map[string][]float64{}
 			for i := 0; i < b.N; i++ {
 				// Rotate the order, so no variant always runs first.
 				for j := range variants {
 					v := variants[(i+j)%len(variants)]
 					r := v.run()
 					rate[v.name] = append(rate[v.name], float64(n)/r.cpu.Seconds())
+					// Wall clock at the sender: from the first frame
+					// written to the last (the reader's start and exit
+					// are not in it).
+					sp, ok := fh.lastSpan()
+					if !ok {
+						b.Fatal("no connection sent the last frame")
+					}
+					wall[v.name] = append(wall[v.name], float64(n)/sp.last.Sub(sp.first).Seconds())
 				}
 			}
 			b.StopTimer()
 			var ratios []string
 			for _, v := range variants {
 				b.ReportMetric(median(rate[v.name]), v.name+"-events/cpu-s")
+				b.ReportMetric(median(wall[v.name]), v.name+"-events/wall-s")
 			}
 			for _, pair := range [][2]string{{"moodsync", "bare"}, {"moodsync", "indigo"}, {"moodsync", "base"}} {
-				a, c := rate[pair[0]], rate[pair[1]]
-				if len(c) == 0 {
-					continue
+				for _, m := range []struct {
+					what string
+					of   map[string][]float64
+				}{{"cpu", rate}, {"wall", wall}} {
+					a, c := m.of[pair[0]], m.of[pair[1]]
+					if len(c) == 0 {
+						continue
+					}
+					var rs []float64
+					for k := range a {
+						rs = append(rs, a[k]/c[k])
+					}
+					b.ReportMetric(median(rs), pair[0]+"/"+pair[1]+"-"+m.what)
+					ratios = append(ratios, fmt.Sprintf("%s/%s %s per round %.2f (range %.2f–%.2f)", pair[0], pair[1], m.what, rs, slices.Min(rs), slices.Max(rs)))
 				}
-				var rs []float64
-				for k := range a {
-					rs = append(rs, a[k]/c[k])
-				}
-				b.ReportMetric(median(rs), pair[0]+"/"+pair[1])
-				ratios = append(ratios, fmt.Sprintf("%s/%s per round %.2f", pair[0], pair[1], rs))
 			}
 			b.Logf("%d frames, %s", n, strings.Join(ratios, "; "))
 			b.ReportMetric(0, "ns/op")

@@ -19,6 +19,7 @@ type Stats struct {
 	Syncs           int64 // #sync events of our users
 	TooBig          int64 // commits flagged tooBig
 	BadCommits      int64 // commits that failed verification
+	Unverified      int64 // commits of our users not verified: no mood op (verifyskip.go)
 	Undecodable     int64 // frames of ours whose blocks could not be read
 	AccountsDeleted int64 // #account deleted events of our users
 	UserReconciles  int64 // whole-user reconciles queued (gaps)
@@ -35,7 +36,7 @@ type Stats struct {
 // counters are the live, concurrently updated form of Stats.
 type counters struct {
 	events, dropped, commits, moodOps, replayed, chainBreaks, syncs, tooBig,
-	badCommits, undecodable, accountsDeleted, userReconciles, handOffs, fullReconciles,
+	badCommits, unverified, undecodable, accountsDeleted, userReconciles, handOffs, fullReconciles,
 	reconnects, errors atomic.Int64
 
 	mu       sync.Mutex
@@ -59,6 +60,7 @@ func (c *counters) snapshot() Stats {
 		Events: c.events.Load(), Dropped: c.dropped.Load(), Commits: c.commits.Load(),
 		MoodOps: c.moodOps.Load(), Replayed: c.replayed.Load(), ChainBreaks: c.chainBreaks.Load(),
 		Syncs: c.syncs.Load(), TooBig: c.tooBig.Load(), BadCommits: c.badCommits.Load(),
+		Unverified:  c.unverified.Load(),
 		Undecodable: c.undecodable.Load(), AccountsDeleted: c.accountsDeleted.Load(),
 		UserReconciles: c.userReconciles.Load(), HandOffs: c.handOffs.Load(), FullReconciles: c.fullReconciles.Load(),
 		Reconnects: c.reconnects.Load(), Errors: c.errors.Load(),
@@ -84,6 +86,7 @@ func (s Stats) Add(o Stats) Stats {
 	s.Syncs += o.Syncs
 	s.TooBig += o.TooBig
 	s.BadCommits += o.BadCommits
+	s.Unverified += o.Unverified
 	s.Undecodable += o.Undecodable
 	s.AccountsDeleted += o.AccountsDeleted
 	s.UserReconciles += o.UserReconciles

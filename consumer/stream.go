@@ -1,7 +1,7 @@
 package consumer
 
 // The firehose read loop: gorilla/websocket frames into one reused buffer,
-// the lean decoder (frame.go) for the header and #commit bodies, indigo's
+// the lean decoder (consumer/wire) for the header and #commit bodies, indigo's
 // cbor-gen types for the rest. It keeps events.HandleRepoStream's
 // behaviour (binary frames only, pings every 30 s, a minute's read
 // deadline after each pong, a decode error ends the connection, unknown
@@ -21,6 +21,7 @@ import (
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/events"
 	"github.com/gorilla/websocket"
+	"github.com/whistlegraph/moodsync/consumer/wire"
 )
 
 // keepFrameBuf is the largest read buffer kept between frames; a larger
@@ -110,11 +111,11 @@ func readFrame(r io.Reader, buf []byte) ([]byte, error) {
 // handleFrame decodes one frame and handles its event. A frame that does
 // not decode ends the connection, as with HandleRepoStream.
 func (c *Consumer) handleFrame(ctx context.Context, frame []byte) error {
-	h, body, err := decodeHeader(frame)
+	h, body, err := wire.DecodeHeader(frame)
 	if err != nil {
 		return err
 	}
-	switch h.op {
+	switch h.Op {
 	case events.EvtKindMessage:
 	case events.EvtKindErrorFrame:
 		var ef events.ErrorFrame
@@ -123,12 +124,12 @@ func (c *Consumer) handleFrame(ctx context.Context, frame []byte) error {
 		}
 		return c.handle(ctx, &events.XRPCStreamEvent{Error: &ef})
 	default:
-		return fmt.Errorf("unrecognized event stream type: %d", h.op)
+		return fmt.Errorf("unrecognized event stream type: %d", h.Op)
 	}
-	if string(h.msgType) == "#commit" {
+	if string(h.MsgType) == "#commit" {
 		return c.commitFrame(ctx, body)
 	}
-	xev, err := decodeEvent(h.msgType, body)
+	xev, err := decodeEvent(h.MsgType, body)
 	if xev == nil || err != nil {
 		return err // nil: a type this stream does not carry (#labels), passed over
 	}
@@ -183,18 +184,18 @@ func eventTime(xev *events.XRPCStreamEvent) string {
 // allocated and no block is touched.
 func (c *Consumer) commitFrame(ctx context.Context, body []byte) error {
 	v := &c.view
-	if err := v.decode(body); err != nil {
+	if err := v.Decode(body); err != nil {
 		return fmt.Errorf("reading repoCommit event: %w", err)
 	}
-	c.lag.beginBytes(v.seq, v.time)
+	c.lag.beginBytes(v.Seq, v.Time)
 	defer c.lag.end()
-	if !c.accounts.hasBytes(v.repo) && !c.accounts.stale(time.Now()) {
+	if !c.accounts.hasBytes(v.Repo) && !c.accounts.stale(time.Now()) {
 		c.stats.dropped.Add(1)
 		c.stats.events.Add(1)
-		c.markHandled(v.seq)
+		c.markHandled(v.Seq)
 		return nil
 	}
-	evt, err := v.event()
+	evt, err := v.Event()
 	if err != nil {
 		return fmt.Errorf("reading repoCommit event: %w", err)
 	}

@@ -52,6 +52,9 @@ type Sweep struct {
 	Queue Queue
 	State CursorState
 	Log   *slog.Logger
+	// Unchanged, when set, lets a periodic pass leave out the users whose
+	// repo and moods are as their last clean pass saw them (periodic.go).
+	Unchanged *Unchanged
 
 	mu  sync.Mutex // one sweep at a time in the process
 	now func() time.Time
@@ -74,10 +77,26 @@ func (s *Sweep) Ensure(ctx context.Context, cause Cause, since time.Time) (int, 
 	if err != nil {
 		return 0, fmt.Errorf("list users: %w", err)
 	}
-	for i, a := range accts {
-		if err := s.Queue.Enqueue(ctx, a.User, cause); err != nil {
-			return i, fmt.Errorf("queue reconcile of %s: %w", a.User, err)
+	var skip map[string]bool
+	if cause == CausePeriodic && s.Unchanged != nil {
+		res, err := s.Unchanged.Find(ctx, accts)
+		if err != nil {
+			// Queue everyone: each reconcile asks getRepoStatus itself.
+			s.log().Warn("sweep: could not read revs in bulk; queueing every user", "err", err)
+		} else {
+			skip = res.Skip
+			s.log().Info("sweep: users unchanged since their last clean pass left out", "unchanged", len(skip), "listRepos calls", res.Pages, "repos listed", res.Repos)
 		}
+	}
+	queued := 0
+	for _, a := range accts {
+		if skip[a.User] {
+			continue
+		}
+		if err := s.Queue.Enqueue(ctx, a.User, cause); err != nil {
+			return queued, fmt.Errorf("queue reconcile of %s: %w", a.User, err)
+		}
+		queued++
 	}
 	if err := s.State.SaveCursor(ctx, SweepStream, start.UnixNano()); err != nil {
 		s.log().Warn("sweep: could not store its time", "err", err)
@@ -87,8 +106,8 @@ func (s *Sweep) Ensure(ctx context.Context, cause Cause, since time.Time) (int, 
 			s.log().Warn("sweep: could not store its time", "err", err)
 		}
 	}
-	s.log().Info("queued a reconcile of every user", "cause", string(cause), "users", len(accts))
-	return len(accts), nil
+	s.log().Info("queued a reconcile of every user", "cause", string(cause), "users", len(accts), "queued", queued)
+	return queued, nil
 }
 
 // Last is the start of the last finished sweep, as stored.

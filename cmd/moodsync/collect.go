@@ -70,6 +70,8 @@ var (
 			func(s consumer.Stats) int64 { return s.ChainBreaks }},
 		{counterDesc("moodsync_firehose_bad_commits_total", "Commits and #sync events that failed verification."),
 			func(s consumer.Stats) int64 { return s.BadCommits }},
+		{counterDesc("moodsync_firehose_unverified_commits_total", "Commits of the app's users not verified: they carry no mood op."),
+			func(s consumer.Stats) int64 { return s.Unverified }},
 		{counterDesc("moodsync_firehose_errors_total", "Firehose ops given up on: the engine failed permanently."),
 			func(s consumer.Stats) int64 { return s.Errors }},
 	}

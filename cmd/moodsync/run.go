@@ -70,7 +70,8 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	engine.MassDeleteLimit = cfg.MassDeleteLimit
 	engine.Breaker = &mongostore.Breaker{Store: in.Store, Limit: cfg.MassDeleteBreaker}
 	queue := publisher.Queue{JS: in.JS}
-	sweep := &reconcile.Sweep{Users: in.Store, Queue: queue, State: in.Store, Log: log}
+	sweep := &reconcile.Sweep{Users: in.Store, Queue: queue, State: in.Store, Log: log,
+		Unchanged: &reconcile.Unchanged{Repos: pds, State: in.Store}}
 	pub := publisher.New(in.JS, engine, publisher.Config{Concurrency: cfg.PublishConcurrency, KeepOrphans: !cfg.DeleteOrphans}, log)
 	pub.Observe = m.intent
 	pub.Park = in.Store

@@ -1,12 +1,19 @@
-package consumer
+// Package wire reads the firehose's wire format: frames (a lean, in-place
+// decoder of the header and of #commit bodies), the CAR slices inside them,
+// and commit verification (signature, block hashes, MST inversion). The
+// consumer follows and handles; this package only reads and checks bytes.
+// Its API is small on purpose, so that going back to indigo's decoder stays
+// a small change: DecodeHeader, CommitView (Decode, Event), Block, and
+// Verifier (VerifyCommit, Forget, Directory).
+package wire
 
 // A lean decoder of firehose frames. A frame is two DAG-CBOR values back
 // to back: a header {op, t} and the event body. For #commit, by far the
-// most common event, decodeCommit reads the body in place: the strings,
+// most common event, CommitView.Decode reads the body in place: the strings,
 // the CIDs and the CAR slice stay sub-slices of the frame, nothing is
 // allocated, and the ops are only walked over. The consumer looks the repo
 // up first; only a commit of one of the app's users is turned into
-// indigo's SyncSubscribeRepos_Commit (commit.event), which checks the CIDs
+// indigo's SyncSubscribeRepos_Commit (CommitView.Event), which checks the CIDs
 // and decodes the ops. The rarer events are decoded by indigo's cbor-gen
 // types, which stay the reference: FuzzLeanDecoder feeds the same frames
 // to both and compares what they extract.
@@ -297,94 +304,94 @@ func (r *cborReader) mapKeys(keyLen int, field func(key []byte) (int, error)) er
 	return nil
 }
 
-// frameHeader is the decoded header of a frame.
-type frameHeader struct {
-	op      int64
-	msgType []byte
+// Header is the decoded header of a frame.
+type Header struct {
+	Op      int64  // 1: a message, -1: an error frame
+	MsgType []byte // "#commit", "#sync", …; a sub-slice of the frame
 }
 
-// decodeHeader reads a frame's header and returns it with the body.
-func decodeHeader(frame []byte) (frameHeader, []byte, error) {
+// DecodeHeader reads a frame's header and returns it with the body.
+func DecodeHeader(frame []byte) (Header, []byte, error) {
 	r := cborReader{b: frame}
-	var h frameHeader
+	var h Header
 	err := r.mapKeys(2, func(key []byte) (int, error) {
 		var err error
 		switch string(key) {
 		case "t":
-			h.msgType, err = r.text()
+			h.MsgType, err = r.text()
 			return 0, err
 		case "op":
-			h.op, err = r.int64()
+			h.Op, err = r.int64()
 			return 1, err
 		}
 		return -1, r.skip()
 	})
 	if err != nil {
-		return frameHeader{}, nil, fmt.Errorf("reading header: %w", err)
+		return Header{}, nil, fmt.Errorf("reading header: %w", err)
 	}
 	return h, frame[r.off:], nil
 }
 
-// commitView is a #commit body read in place. Its slices point into the
+// CommitView is a #commit body read in place. Its slices point into the
 // frame: it is valid only while the frame is.
-type commitView struct {
-	repo, rev, since, time []byte
-	hasSince               bool
-	seq                    int64
-	tooBig                 bool
-	commit                 []byte // CID bytes, unchecked
-	prevData               []byte // CID bytes, unchecked; nil when absent or null
-	blocks                 []byte
-	ops                    []byte // the encoded ops array, walked over only
-	blobs                  []byte // the encoded blobs array, walked over only
+type CommitView struct {
+	Repo, Rev, Since, Time []byte
+	HasSince               bool
+	Seq                    int64
+	TooBig                 bool
+	Commit                 []byte // CID bytes, unchecked
+	PrevData               []byte // CID bytes, unchecked; nil when absent or null
+	Blocks                 []byte
+	Ops                    []byte // the encoded ops array, walked over only
+	Blobs                  []byte // the encoded blobs array, walked over only
 }
 
-// decode reads a #commit body.
-func (v *commitView) decode(body []byte) error {
-	*v = commitView{}
+// Decode reads a #commit body.
+func (v *CommitView) Decode(body []byte) error {
+	*v = CommitView{}
 	r := cborReader{b: body}
 	return r.mapKeys(8, func(key []byte) (int, error) {
 		var err error
 		switch string(key) {
 		case "ops":
-			v.ops, err = r.array(maxArrayLen)
+			v.Ops, err = r.array(maxArrayLen)
 			return 0, err
 		case "rev":
-			v.rev, err = r.text()
+			v.Rev, err = r.text()
 			return 1, err
 		case "seq":
-			v.seq, err = r.int64()
+			v.Seq, err = r.int64()
 			return 2, err
 		case "repo":
-			v.repo, err = r.text()
+			v.Repo, err = r.text()
 			return 3, err
 		case "time":
-			v.time, err = r.text()
+			v.Time, err = r.text()
 			return 4, err
 		case "blobs":
-			v.blobs, err = r.array(maxArrayLen)
+			v.Blobs, err = r.array(maxArrayLen)
 			return 5, err
 		case "since":
 			if !r.null() {
-				v.since, err = r.text()
-				v.hasSince = err == nil
+				v.Since, err = r.text()
+				v.HasSince = err == nil
 			}
 			return 6, err
 		case "blocks":
-			v.blocks, err = r.byteString(maxBlocksLen)
+			v.Blocks, err = r.byteString(maxBlocksLen)
 			return 7, err
 		case "commit":
-			v.commit, err = r.link()
+			v.Commit, err = r.link()
 			return 8, err
 		case "rebase":
 			_, err = r.bool()
 			return 9, err
 		case "tooBig":
-			v.tooBig, err = r.bool()
+			v.TooBig, err = r.bool()
 			return 10, err
 		case "prevData":
 			if !r.null() {
-				v.prevData, err = r.link()
+				v.PrevData, err = r.link()
 			}
 			return 11, err
 		}
@@ -438,35 +445,35 @@ func castLink(b []byte) (lexutil.LexLink, error) {
 	return lexutil.LexLink(c), nil
 }
 
-// event turns the view into indigo's type, checking what decode passed
+// Event turns the view into indigo's type, checking what Decode passed
 // over: the CIDs, the ops and the blobs. It allocates; the consumer calls
 // it only for commits of its users.
-func (v *commitView) event() (*comatproto.SyncSubscribeRepos_Commit, error) {
+func (v *CommitView) Event() (*comatproto.SyncSubscribeRepos_Commit, error) {
 	evt := &comatproto.SyncSubscribeRepos_Commit{
-		Repo: string(v.repo), Rev: string(v.rev), Seq: v.seq, Time: string(v.time), TooBig: v.tooBig,
+		Repo: string(v.Repo), Rev: string(v.Rev), Seq: v.Seq, Time: string(v.Time), TooBig: v.TooBig,
 	}
-	if v.hasSince {
-		s := string(v.since)
+	if v.HasSince {
+		s := string(v.Since)
 		evt.Since = &s
 	}
-	if len(v.blocks) > 0 {
-		evt.Blocks = v.blocks
+	if len(v.Blocks) > 0 {
+		evt.Blocks = v.Blocks
 	}
 	var err error
-	if v.commit != nil { // absent, it stays undefined, as indigo leaves it
-		if evt.Commit, err = castLink(v.commit); err != nil {
+	if v.Commit != nil { // absent, it stays undefined, as indigo leaves it
+		if evt.Commit, err = castLink(v.Commit); err != nil {
 			return nil, fmt.Errorf("commit CID: %w", err)
 		}
 	}
-	if v.prevData != nil {
-		l, err := castLink(v.prevData)
+	if v.PrevData != nil {
+		l, err := castLink(v.PrevData)
 		if err != nil {
 			return nil, fmt.Errorf("prevData: %w", err)
 		}
 		evt.PrevData = &l
 	}
-	if v.blobs != nil {
-		r := cborReader{b: v.blobs}
+	if v.Blobs != nil {
+		r := cborReader{b: v.Blobs}
 		_, n, _ := r.header()
 		if n > 0 {
 			evt.Blobs = make([]lexutil.LexLink, n)
@@ -481,8 +488,8 @@ func (v *commitView) event() (*comatproto.SyncSubscribeRepos_Commit, error) {
 			}
 		}
 	}
-	if v.ops != nil {
-		r := cborReader{b: v.ops}
+	if v.Ops != nil {
+		r := cborReader{b: v.Ops}
 		_, n, _ := r.header()
 		if n > 0 {
 			evt.Ops = make([]*comatproto.SyncSubscribeRepos_RepoOp, n)

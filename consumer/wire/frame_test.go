@@ -1,8 +1,7 @@
-package consumer
+package wire
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -14,9 +13,7 @@ import (
 	lexutil "github.com/bluesky-social/indigo/lex/util"
 	"github.com/ipfs/go-cid"
 
-	"github.com/whistlegraph/moodsync/reconcile"
-	"github.com/whistlegraph/moodsync/reconcile/model"
-	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
+	"github.com/whistlegraph/moodsync/consumer/wire/wiretest"
 )
 
 // leanSeeds are frames for the differential fuzz target: every kind the
@@ -24,17 +21,17 @@ import (
 // prevData, and a few hand-made bodies.
 func leanSeeds(t testing.TB) [][]byte {
 	dir := identity.NewMockDirectory()
-	out := seedFrames(t, dir)
-	g := newGenRepo(t, "did:plc:bob", dir)
-	first := g.commit(t, 10, g.postOp()) // no since, prevData of the empty tree
+	out := wiretest.SeedFrames(t, dir)
+	g := wiretest.NewRepo(t, "did:plc:bob", dir)
+	first := g.Commit(t, 10, g.PostOp()) // no since, prevData of the empty tree
 	first.Since, first.PrevData = nil, nil
-	withNull := g.commit(t, 11, moodOp("3kh5dye2qpc2c", "507f1f77bcf86cd799400002"))
+	withNull := g.Commit(t, 11, wiretest.MoodOp("3kh5dye2qpc2c", "507f1f77bcf86cd799400002"))
 	withNull.Ops = append(withNull.Ops, nil)
 	link := lexutil.LexLink(cid.MustParse("bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"))
-	withBlobs := g.commit(t, 12, g.postOp())
+	withBlobs := g.Commit(t, 12, g.PostOp())
 	withBlobs.Blobs = []lexutil.LexLink{link, link}
 	withBlobs.Rebase = true
-	out = append(out, commitFrame(t, first), commitFrame(t, withNull), commitFrame(t, withBlobs))
+	out = append(out, wiretest.CommitFrame(t, first), wiretest.CommitFrame(t, withNull), wiretest.CommitFrame(t, withBlobs))
 
 	// Hand-made: an unknown field before the known ones, a minimal map and
 	// a seq of 2^40.
@@ -90,26 +87,26 @@ func FuzzLeanDecoder(f *testing.F) {
 		if ibody == nil {
 			return // indigo refused the header; the lean decoder may be lenient
 		}
-		lh, lbody, herr := decodeHeader(data)
+		lh, lbody, herr := DecodeHeader(data)
 		if herr != nil {
 			if errors.Is(herr, errDuplicateKey) {
 				return
 			}
 			t.Fatalf("indigo read the header, the lean decoder did not: %v", herr)
 		}
-		if lh.op != ih.Op || string(lh.msgType) != ih.MsgType || !bytes.Equal(lbody, ibody) {
-			t.Fatalf("header: lean %d %q (%d body bytes), indigo %d %q (%d)", lh.op, lh.msgType, len(lbody), ih.Op, ih.MsgType, len(ibody))
+		if lh.Op != ih.Op || string(lh.MsgType) != ih.MsgType || !bytes.Equal(lbody, ibody) {
+			t.Fatalf("header: lean %d %q (%d body bytes), indigo %d %q (%d)", lh.Op, lh.MsgType, len(lbody), ih.Op, ih.MsgType, len(ibody))
 		}
 		if ih.Op != events.EvtKindMessage || ih.MsgType != "#commit" {
 			return
 		}
-		var v commitView
-		verr := v.decode(lbody)
+		var v CommitView
+		verr := v.Decode(lbody)
 		if ierr != nil {
 			// Refused by indigo: the lean decoder may be lenient, but it
 			// must not panic turning it into an event.
 			if verr == nil {
-				_, _ = v.event()
+				_, _ = v.Event()
 			}
 			return
 		}
@@ -119,10 +116,10 @@ func FuzzLeanDecoder(f *testing.F) {
 			}
 			t.Fatalf("indigo decoded the commit, the lean decoder did not: %v", verr)
 		}
-		if string(v.repo) != ievt.Repo || v.seq != ievt.Seq {
-			t.Fatalf("skip path: lean %q #%d, indigo %q #%d", v.repo, v.seq, ievt.Repo, ievt.Seq)
+		if string(v.Repo) != ievt.Repo || v.Seq != ievt.Seq {
+			t.Fatalf("skip path: lean %q #%d, indigo %q #%d", v.Repo, v.Seq, ievt.Repo, ievt.Seq)
 		}
-		levt, err := v.event()
+		levt, err := v.Event()
 		if err != nil {
 			if errors.Is(err, errDuplicateKey) {
 				return
@@ -156,62 +153,54 @@ func diffCommits(a, b *comatproto.SyncSubscribeRepos_Commit) string {
 	return ""
 }
 
+// realFrames is the consumer benchmark's generated firehose: 500 repos × 20
+// signed commits, interleaved, one op each, every tenth a mood record.
+func realFrames(t testing.TB) [][]byte {
+	dir := identity.NewMockDirectory()
+	repos := make([]*wiretest.Repo, 500)
+	for i := range repos {
+		repos[i] = wiretest.NewRepo(t, fmt.Sprintf("did:plc:bench%d", i), dir)
+	}
+	var frames [][]byte
+	seq := int64(0)
+	for round := 0; round < 20; round++ {
+		for i, g := range repos {
+			seq++
+			op := g.PostOp()
+			if (round+i)%10 == 0 {
+				op = wiretest.MoodOp(fmt.Sprintf("3kh5dye2q%04d", round), fmt.Sprintf("507f1f77bcf8%04d%08d", i, round))
+			}
+			frames = append(frames, wiretest.CommitFrame(t, g.Commit(t, seq, op)))
+		}
+	}
+	return frames
+}
+
 // TestLeanDecoderAgreesOnRealFrames runs the comparison over the
 // benchmark's generated firehose (10,000 signed commits).
 func TestLeanDecoderAgreesOnRealFrames(t *testing.T) {
 	if testing.Short() {
 		t.Skip("generates 10,000 signed commits")
 	}
-	d := benchFramesOnce(t)
-	for i, fr := range d.frames {
+	for i, fr := range realFrames(t) {
 		_, ievt, _, err := indigoFrame(fr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, body, err := decodeHeader(fr)
+		_, body, err := DecodeHeader(fr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var v commitView
-		if err := v.decode(body); err != nil {
+		var v CommitView
+		if err := v.Decode(body); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
-		levt, err := v.event()
+		levt, err := v.Event()
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
 		if d := diffCommits(levt, ievt); d != "" {
 			t.Fatalf("frame %d: %s", i, d)
 		}
-	}
-}
-
-// TestSkipPathAllocatesNothing: a #commit of a repo that is not a user's
-// costs no allocation, from the frame bytes to the cursor.
-func TestSkipPathAllocatesNothing(t *testing.T) {
-	dir := identity.NewMockDirectory()
-	g := newGenRepo(t, "did:plc:stranger", dir)
-	fr := commitFrame(t, g.commit(t, 1, g.postOp()))
-	store := reconciletest.NewStore()
-	store.PutAccount(model.Account{User: "auth0|alice", DID: "did:plc:alice"})
-	c, err := New(Config{FirehoseURL: "ws://127.0.0.1:1/xrpc/com.atproto.sync.subscribeRepos", SkipVerify: true},
-		reconcile.NewEngine(store, reconciletest.NewPDS(), nil), store, discardQueue{}, &reconcile.Sweep{Users: store, Queue: discardQueue{}, State: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.accounts.load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	allocs := testing.AllocsPerRun(1000, func() {
-		if err := c.handleFrame(ctx, fr); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per skipped commit", allocs)
-	}
-	if s := c.Stats(); s.Dropped < 1000 || s.Cursor != 1 {
-		t.Fatalf("stats %+v", s)
 	}
 }

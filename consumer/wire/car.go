@@ -1,4 +1,4 @@
-package consumer
+package wire
 
 // A lean reader of the CAR slices carried in #commit and #sync frames. The
 // consumer needs at most a handful of blocks of each frame (the commit, and
@@ -19,7 +19,7 @@ import (
 
 var (
 	errBadCAR       = errors.New("malformed CAR")
-	errBlockMissing = errors.New("block not in CAR")
+	ErrBlockMissing = errors.New("block not in CAR")
 	errBadHash      = errors.New("block does not match its CID")
 )
 
@@ -73,8 +73,8 @@ func cidLen(b []byte) (int, error) {
 	return off + int(mhLen), nil
 }
 
-// carBlock returns the block of c in the CAR slice.
-func carBlock(car []byte, c cid.Cid) ([]byte, error) {
+// Block returns the block of c in the CAR slice.
+func Block(car []byte, c cid.Cid) ([]byte, error) {
 	want := c.KeyString()
 	var found []byte
 	err := carBlocks(car, func(cb, data []byte) bool {
@@ -88,7 +88,7 @@ func carBlock(car []byte, c cid.Cid) ([]byte, error) {
 		return nil, err
 	}
 	if found == nil {
-		return nil, errBlockMissing
+		return nil, ErrBlockMissing
 	}
 	return found, nil
 }

@@ -1,4 +1,4 @@
-package consumer
+package wire
 
 // Commit verification: what indigo's repo.VerifyCommitMessage and
 // VerifyCommitSignature check, done over one scan of the frame's CAR, plus
@@ -24,18 +24,18 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 )
 
-// errKeyLookup marks a failure to resolve a signing key: the directory is
+// ErrKeyLookup marks a failure to resolve a signing key: the directory is
 // unreachable, which says nothing about the commit, so it is retried.
-var errKeyLookup = errors.New("resolve signing key")
+var ErrKeyLookup = errors.New("resolve signing key")
 
-// errDIDGone marks a DID the directory answers 404 or 410 for: the account
+// ErrDIDGone marks a DID the directory answers 404 or 410 for: the account
 // is gone, which is that account's problem only.
-var errDIDGone = errors.New("DID not found in the directory")
+var ErrDIDGone = errors.New("DID not found in the directory")
 
-// blockMap is the blocks of one CAR by CID key; it serves the MST loader.
-type blockMap map[string][]byte
+// Blocks is the blocks of one CAR by CID key; it serves the MST loader.
+type Blocks map[string][]byte
 
-func (m blockMap) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
+func (m Blocks) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
 	data, ok := m[c.KeyString()]
 	if !ok {
 		// The MST loader treats "not found" as a subtree the frame leaves
@@ -46,11 +46,11 @@ func (m blockMap) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
 }
 
 // indexCAR returns every block of the CAR, each checked against its CID.
-func indexCAR(car []byte) (blockMap, error) {
+func indexCAR(car []byte) (Blocks, error) {
 	if err := checkCARHashes(car); err != nil {
 		return nil, err
 	}
-	m := blockMap{}
+	m := Blocks{}
 	err := carBlocks(car, func(cb, data []byte) bool {
 		m[string(cb)] = data
 		return true
@@ -70,21 +70,22 @@ func decodeCommit(raw []byte) (*repo.Commit, error) {
 	return &c, nil
 }
 
-// verifier checks signatures with keys from a DID directory. Parsed keys
+// Verifier checks signatures with keys from a DID directory. Parsed keys
 // are kept per DID (parsing a compressed K-256 key costs about a tenth of a
 // verification) until the DID's #identity event or a failed check.
-type verifier struct {
+type Verifier struct {
 	dir identity.Directory
 
 	mu   sync.Mutex
 	keys map[string]atcrypto.PublicKey
 }
 
-func newVerifier(dir identity.Directory) *verifier {
-	return &verifier{dir: dir, keys: map[string]atcrypto.PublicKey{}}
+// NewVerifier returns a verifier that resolves signing keys in dir.
+func NewVerifier(dir identity.Directory) *Verifier {
+	return &Verifier{dir: dir, keys: map[string]atcrypto.PublicKey{}}
 }
 
-func (v *verifier) key(ctx context.Context, did syntax.DID) (atcrypto.PublicKey, error) {
+func (v *Verifier) key(ctx context.Context, did syntax.DID) (atcrypto.PublicKey, error) {
 	v.mu.Lock()
 	k, ok := v.keys[did.String()]
 	v.mu.Unlock()
@@ -93,10 +94,10 @@ func (v *verifier) key(ctx context.Context, did syntax.DID) (atcrypto.PublicKey,
 	}
 	ident, err := v.dir.LookupDID(ctx, did)
 	if errors.Is(err, identity.ErrDIDNotFound) {
-		return nil, fmt.Errorf("%w: %s", errDIDGone, did)
+		return nil, fmt.Errorf("%w: %s", ErrDIDGone, did)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w of %s: %v", errKeyLookup, did, err)
+		return nil, fmt.Errorf("%w of %s: %v", ErrKeyLookup, did, err)
 	}
 	k, err = ident.PublicKey()
 	if err != nil {
@@ -108,9 +109,12 @@ func (v *verifier) key(ctx context.Context, did syntax.DID) (atcrypto.PublicKey,
 	return k, nil
 }
 
-// forget drops what is known of a DID's key, here and in the directory's
+// Directory is the DID directory the verifier resolves keys in.
+func (v *Verifier) Directory() identity.Directory { return v.dir }
+
+// Forget drops what is known of a DID's key, here and in the directory's
 // cache (its document changed, or a signature did not check out).
-func (v *verifier) forget(ctx context.Context, did syntax.DID) {
+func (v *Verifier) Forget(ctx context.Context, did syntax.DID) {
 	v.mu.Lock()
 	delete(v.keys, did.String())
 	v.mu.Unlock()
@@ -124,7 +128,7 @@ func (v *verifier) forget(ctx context.Context, did syntax.DID) {
 // verifySignature checks the commit's signature against the DID's current
 // key. A failure may mean the key was rotated since it was cached, so the
 // key is looked up afresh once before giving up.
-func (v *verifier) verifySignature(ctx context.Context, c *repo.Commit) error {
+func (v *Verifier) verifySignature(ctx context.Context, c *repo.Commit) error {
 	did, err := syntax.ParseDID(c.DID)
 	if err != nil {
 		return err
@@ -134,25 +138,25 @@ func (v *verifier) verifySignature(ctx context.Context, c *repo.Commit) error {
 		if err == nil {
 			err = c.VerifySignature(k)
 		}
-		if err == nil || attempt == 1 || errors.Is(err, errKeyLookup) || errors.Is(err, errDIDGone) {
+		if err == nil || attempt == 1 || errors.Is(err, ErrKeyLookup) || errors.Is(err, ErrDIDGone) {
 			return err
 		}
-		v.forget(ctx, did)
+		v.Forget(ctx, did)
 	}
 }
 
-// verifyCommit checks a #commit frame and returns its commit: every block's
+// VerifyCommit checks a #commit frame and returns its commit: every block's
 // hash, the commit's structure, repo and rev, its signature, that each
 // created or updated record is the one the MST holds, and that undoing the
 // ops on the MST gives prevData (the commit is a true diff of the last one).
-func (v *verifier) verifyCommit(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Commit) (*repo.Commit, blockMap, error) {
+func (v *Verifier) VerifyCommit(ctx context.Context, evt *comatproto.SyncSubscribeRepos_Commit) (*repo.Commit, Blocks, error) {
 	bm, err := indexCAR(evt.Blocks)
 	if err != nil {
 		return nil, nil, err
 	}
 	raw, ok := bm[cid.Cid(evt.Commit).KeyString()]
 	if !ok {
-		return nil, nil, fmt.Errorf("commit block: %w", errBlockMissing)
+		return nil, nil, fmt.Errorf("commit block: %w", ErrBlockMissing)
 	}
 	commit, err := decodeCommit(raw)
 	if err != nil {
