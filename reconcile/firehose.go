@@ -23,6 +23,9 @@ type options struct {
 	inOrder     bool
 	// binding is the user's binding when the caller read it.
 	binding *model.Binding
+	// checkBound: before changing anything, check that the user is still
+	// bound to the op's repo (a firehose op; a whole-user pass settled it).
+	checkBound bool
 }
 
 // KeepOrphans turns off the orphan policy: records whose mood is
@@ -72,16 +75,13 @@ func (e *Engine) verdict(v Class, acct model.Account, rkey, moodID, why string) 
 func (e *Engine) ApplyUpsert(ctx context.Context, acct model.Account, op Upsert, opts ...Option) (Class, error) {
 	defer e.lockUser(acct.User)()
 	o := buildOptions(opts)
-	b, here, err := e.boundHere(ctx, acct)
-	if err != nil || !here {
-		return ClassIgnored, err
-	}
-	o.binding = b
+	o.checkBound = true
 	return e.applyUpsert(ctx, acct, op, nil, o)
 }
 
 // boundHere reads the user's binding and reports whether an op of acct's
-// repo is the user's: a user bound to another DID by now (their users row
+// repo is the user's (read only when the op would change something: most
+// ops confirm or concern nothing of ours): a user bound to another DID by now (their users row
 // moved to a new repo) is not touched by the old repo's ops, whatever the
 // caller's map of DIDs still says.
 func (e *Engine) boundHere(ctx context.Context, acct model.Account) (*model.Binding, bool, error) {
@@ -124,6 +124,16 @@ func (e *Engine) applyUpsert(ctx context.Context, acct model.Account, op Upsert,
 			mood = moods[id]
 		}
 		v := DecideUpsert(acct.User, op, mood)
+		if o.checkBound && v != ClassSynced && v != ClassSpoof && v != ClassMalformed {
+			b, here, err := e.boundHere(ctx, acct)
+			if err != nil {
+				return "", err
+			}
+			if !here {
+				return ClassIgnored, nil
+			}
+			o.binding, o.checkBound = b, false
+		}
 		done, err := e.carryOutUpsert(ctx, acct, op, mood, v, o)
 		if err != nil {
 			return v, err
@@ -250,10 +260,7 @@ func (e *Engine) deleteRecordOf(ctx context.Context, did, rkey, moodID string) e
 // record written again changes nothing).
 func (e *Engine) ApplyDelete(ctx context.Context, acct model.Account, rkey string, opts ...Option) (Class, error) {
 	defer e.lockUser(acct.User)()
-	if _, here, err := e.boundHere(ctx, acct); err != nil || !here {
-		return ClassIgnored, err
-	}
-	return e.applyDelete(ctx, acct, rkey, !buildOptions(opts).inOrder)
+	return e.applyDelete(ctx, acct, rkey, !buildOptions(opts).inOrder, true)
 }
 
 // applyDelete is ApplyDelete under the user's lock. checkGone re-reads the
@@ -261,13 +268,19 @@ func (e *Engine) ApplyDelete(ctx context.Context, acct model.Account, rkey strin
 // that exists again does not delete the mood. A repo that can no longer be
 // read (the account was deactivated, taken down or deleted since) does not
 // undo the delete: it was seen, and it stands.
-func (e *Engine) applyDelete(ctx context.Context, acct model.Account, rkey string, checkGone bool) (Class, error) {
+func (e *Engine) applyDelete(ctx context.Context, acct model.Account, rkey string, checkGone, checkBound bool) (Class, error) {
 	for round := 0; round < maxConvergeRounds; round++ {
 		mood, err := e.Store.MoodByRkey(ctx, acct.User, rkey)
 		if err != nil {
 			return "", fmt.Errorf("find mood of %s: %w", rkey, err)
 		}
 		v := DecideDelete(mood)
+		if checkBound && (v == ClassDeletedOnPDS || v == ClassCleared) {
+			if _, here, err := e.boundHere(ctx, acct); err != nil || !here {
+				return ClassIgnored, err
+			}
+			checkBound = false
+		}
 		var ok bool
 		switch v {
 		case ClassIgnored:

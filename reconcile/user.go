@@ -418,7 +418,7 @@ func (e *Engine) applyFix(ctx context.Context, acct model.Account, f Fix, r *Fix
 			r.Skipped = "its orphaned record is kept"
 			break
 		}
-		r.Verdict, r.Err = e.applyDelete(ctx, acct, f.Rkey, true)
+		r.Verdict, r.Err = e.applyDelete(ctx, acct, f.Rkey, true, false)
 	default:
 		r.Err = model.Permanent("unknown fix %q", f.Kind)
 	}
