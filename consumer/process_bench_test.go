@@ -28,6 +28,12 @@ package consumer
 //     a directory served here; no mood op, so Mongo is not written.
 //
 //	go test -run '^$' -bench BenchmarkFirehoseProcess -benchtime 5x -timeout 30m ./consumer/
+//
+// Pinned, as the wall-clock figures are taken (the frame server on one
+// core, each reader alone on the other):
+//
+//	go test -c -o /tmp/consumer.test ./consumer/ && MOODSYNC_BENCH_READER_CPU=1 \
+//	  taskset -c 0 /tmp/consumer.test -test.run '^$' -test.bench 'BenchmarkFirehoseProcess/relay' -test.benchtime 9x
 
 import (
 	"bufio"
@@ -148,13 +154,24 @@ type procRun struct {
 	cpu, wall time.Duration
 }
 
+// pinned is the command of a reader; with MOODSYNC_BENCH_READER_CPU set it
+// runs on that processor alone (taskset), so that the frame server, pinned
+// elsewhere by running the benchmark under `taskset -c 0`, never shares
+// its core.
+func pinned(name string, args ...string) *exec.Cmd {
+	if cpu := os.Getenv("MOODSYNC_BENCH_READER_CPU"); cpu != "" {
+		return exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
+	}
+	return exec.Command(name, args...)
+}
+
 func finished(cmd *exec.Cmd, start time.Time) procRun {
 	return procRun{cpu: cpuOf(cmd.ProcessState), wall: time.Since(start)}
 }
 
 // runReader runs this test binary as a bare or indigo reader of n frames.
 func runReader(b *testing.B, role, url string, n int) procRun {
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestFirehoseBenchReader$")
+	cmd := pinned(os.Args[0], "-test.run", "^TestFirehoseBenchReader$")
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "MOODSYNC_BENCH_ROLE="+role, "MOODSYNC_BENCH_URL="+url, "MOODSYNC_BENCH_N="+strconv.Itoa(n))
 	cmd.Stderr = os.Stderr
 	start := time.Now()
@@ -235,7 +252,7 @@ func runMoodsyncWith(b *testing.B, bin string, e procEnv, started func(pid int))
 	}
 	nats := devenv.NewNATS(b)
 	httpAddr := freeAddr(b)
-	cmd := exec.Command(bin, "run")
+	cmd := pinned(bin, "run")
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1",
 		"MOODSYNC_PDS_URL=http://127.0.0.1:9", "MOODSYNC_FIREHOSE_URL="+e.url, "MOODSYNC_PLC_URL="+e.plc,
 		"MOODSYNC_MONGO_URI="+uri, "MOODSYNC_MONGO_DB="+db, "MOODSYNC_NATS_URL="+nats,
