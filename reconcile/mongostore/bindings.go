@@ -68,22 +68,7 @@ func (s *Store) SetStatus(ctx context.Context, user, did, status string) error {
 // UsersOfDID returns the users whose users row names did (at most a few:
 // more than one is a misconfiguration moodsync refuses to act on).
 func (s *Store) UsersOfDID(ctx context.Context, did string) ([]string, error) {
-	cur, err := s.users.Find(ctx, bson.D{{Key: "atproto.did", Value: did}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(16))
-	if err != nil {
-		return nil, err
-	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, err
-	}
-	out := make([]string, len(docs))
-	for i, d := range docs {
-		out[i] = d.ID
-	}
-	return out, nil
+	return findIDs(ctx, s.users, bson.D{{Key: "atproto.did", Value: did}}, 16)
 }
 
 // NoteReconcile records the last whole-user reconcile of user on their

@@ -9,7 +9,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
@@ -125,22 +124,7 @@ func (s *Store) ParkedDue(ctx context.Context, now time.Time, limit int) ([]stri
 }
 
 func (s *Store) parkedIDs(ctx context.Context, filter bson.D, limit int) ([]string, error) {
-	cur, err := s.parked().Find(ctx, filter, options.Find().
-		SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, err
-	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, err
-	}
-	out := make([]string, len(docs))
-	for i, d := range docs {
-		out[i] = d.ID
-	}
-	return out, nil
+	return findIDs(ctx, s.parked(), filter, limit)
 }
 
 // ClaimParked takes user's retry if its next try has come, moving the next

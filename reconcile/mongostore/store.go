@@ -373,6 +373,26 @@ func (s *Store) InsertMood(ctx context.Context, m model.Mood) (bool, error) {
 	return err == nil, err
 }
 
+// findIDs returns the string _ids of at most limit documents of coll that
+// match filter.
+func findIDs(ctx context.Context, coll *mongo.Collection, filter bson.D, limit int) ([]string, error) {
+	cur, err := coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		out[i] = d.ID
+	}
+	return out, nil
+}
+
 // findByID decodes the document of coll whose _id is id, nil when there is
 // none.
 func findByID[T any](ctx context.Context, coll *mongo.Collection, id string) (*T, error) {
