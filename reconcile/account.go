@@ -99,13 +99,18 @@ func (e *Engine) noteInactive(ctx context.Context, user, did string, err error) 
 // ownDID is the DID a user is known by: their users row's, else the one
 // they are bound to; "" when neither exists.
 func (e *Engine) ownDID(ctx context.Context, user string) (string, error) {
-	acct, b, err := lookUp(ctx, e.Store, user)
-	switch {
-	case err != nil:
-		return "", err
-	case acct != nil && acct.DID != "":
+	acct, err := e.Store.Account(ctx, user)
+	if err != nil {
+		return "", fmt.Errorf("look up account of %s: %w", user, err)
+	}
+	if acct != nil && acct.DID != "" {
 		return acct.DID, nil
-	case b != nil:
+	}
+	b, err := e.Store.Binding(ctx, user)
+	if err != nil {
+		return "", fmt.Errorf("read binding of %s: %w", user, err)
+	}
+	if b != nil {
 		return b.DID, nil
 	}
 	return "", nil

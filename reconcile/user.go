@@ -198,12 +198,13 @@ func (e *Engine) preview(ctx context.Context, r Reader, repo RepoReader, user st
 	if err != nil {
 		return nil, fmt.Errorf("read moods of %s: %w", user, err)
 	}
-	if out.Report, err = compareMoods(ctx, r, repo, *acct, moods); err != nil {
-		return nil, err
-	}
+	// The rev before the export, as the daemon's pass asks it.
 	var rev string
 	if st, err := repo.RepoStatus(ctx, acct.DID); err == nil {
 		rev = st.Rev
+	}
+	if out.Report, err = compareMoods(ctx, r, repo, *acct, moods); err != nil {
+		return nil, err
 	}
 	out.Plan = e.plan(out.Report, out.Cause, planState{binding: b, owed: b != nil && b.RewriteOwed, fp: &model.CleanPass{Rev: rev}}, o)
 	return out, nil

@@ -76,12 +76,6 @@ func (b *Breaker) Take(ctx context.Context, n int) (bool, error) {
 	return false, errors.New("mass-delete breaker: state still changing; try again")
 }
 
-// State is the breaker's state now.
-func (b *Breaker) State(ctx context.Context) (model.BreakerState, error) {
-	cur, err := b.read(ctx)
-	return cur.BreakerState, err
-}
-
 // Release closes a tripped breaker: an operator looked at what it held.
 // The window starts again empty.
 func (b *Breaker) Release(ctx context.Context) (model.BreakerState, error) {
