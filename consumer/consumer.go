@@ -56,8 +56,8 @@ type Store interface {
 	SaveCursor(ctx context.Context, stream string, seq int64) error
 	DeleteCursor(ctx context.Context, stream string) error
 	// NoteEvent records the last firehose event of did on the bindings to
-	// it, and reports whether there was one (marks.go).
-	NoteEvent(ctx context.Context, did string, mark model.EventMark) (bool, error)
+	// it, if any (marks.go).
+	NoteEvent(ctx context.Context, did string, mark model.EventMark) error
 }
 
 // DefaultPLCURL is the public did:plc directory.

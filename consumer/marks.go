@@ -39,13 +39,13 @@ func (c *Consumer) noteEvent(ctx context.Context, did, kind string, seq int64, n
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	mark := model.EventMark{At: now.UTC(), Kind: kind, Seq: seq}
-	marked, err := c.store.NoteEvent(wctx, did, mark)
-	if err != nil {
+	// A DID with no binding yet (its user was never reconciled nor written
+	// for) marks nothing, and is throttled all the same: asking again at
+	// every commit would cost a Mongo write per commit of a busy unbound
+	// user. A binding made meanwhile gets its first mark at most noteEvery
+	// late: it is a hint.
+	if err := c.store.NoteEvent(wctx, did, mark); err != nil {
 		c.log.Warn("could not record the last firehose event", "did", did, "kind", kind, "seq", seq, "err", err)
 	}
-	// A DID with no binding yet (its user was never reconciled nor written
-	// for) is not throttled: its next event is recorded once it is bound.
-	if marked || err != nil {
-		c.noted[did] = now
-	}
+	c.noted[did] = now
 }

@@ -54,8 +54,9 @@ func TestLastEventIsRecorded(t *testing.T) {
 }
 
 // TestLastCommitIsRecordedOnceAMinute: a DID's commits are written at most
-// once every noteEvery; account events always; a DID not bound yet is not
-// throttled (nothing was written).
+// once every noteEvery; account events always; a DID not bound yet is
+// throttled as well (a write per commit of a busy unbound user is what it
+// saves): its binding gets its first mark a minute after the last ask.
 func TestLastCommitIsRecordedOnceAMinute(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
@@ -65,7 +66,7 @@ func TestLastCommitIsRecordedOnceAMinute(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2025, 10, 14, 19, 30, 0, 0, time.UTC)
-	c.noteEvent(ctx, alice.DID, model.EventCommit, 0, t0.Add(-time.Second))
+	c.noteEvent(ctx, alice.DID, model.EventCommit, 0, t0.Add(-noteEvery))
 	if _, err := r.store.Bind(ctx, alice.User, alice.DID, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +83,7 @@ func TestLastCommitIsRecordedOnceAMinute(t *testing.T) {
 		at   time.Time
 		want int64
 	}{
+		{model.EventCommit, 1, t0.Add(-time.Second), -1}, // within a minute of the unbound ask
 		{model.EventCommit, 1, t0, 1},
 		{model.EventCommit, 2, t0.Add(noteEvery - time.Second), 1}, // throttled
 		{model.EventAccount, 3, t0.Add(noteEvery - time.Second), 3},

@@ -79,15 +79,12 @@ func (s *Store) NoteReconcile(ctx context.Context, user string, mark model.Recon
 	return err
 }
 
-// NoteEvent records the last firehose event of did on the bindings to it,
-// and reports whether there was one.
-func (s *Store) NoteEvent(ctx context.Context, did string, mark model.EventMark) (bool, error) {
-	res, err := s.bindings.UpdateMany(ctx, bson.D{{Key: "did", Value: did}},
+// NoteEvent records the last firehose event of did on the bindings to it
+// (none when did is bound to no user).
+func (s *Store) NoteEvent(ctx context.Context, did string, mark model.EventMark) error {
+	_, err := s.bindings.UpdateMany(ctx, bson.D{{Key: "did", Value: did}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "lastEvent", Value: mark}}}})
-	if err != nil {
-		return false, err
-	}
-	return res.MatchedCount > 0, nil
+	return err
 }
 
 // UsersRow returns what may be shown of user's users row, nil when there

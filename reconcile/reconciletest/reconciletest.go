@@ -207,19 +207,17 @@ func (s *Store) SetCleanPass(_ context.Context, user, did string, c model.CleanP
 }
 
 // NoteEvent records the last firehose event of did on the bindings to it,
-// and reports whether there was one, as mongostore.Store does.
-func (s *Store) NoteEvent(_ context.Context, did string, mark model.EventMark) (bool, error) {
+// as mongostore.Store does.
+func (s *Store) NoteEvent(_ context.Context, did string, mark model.EventMark) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	marked := false
 	for user, b := range s.bindings {
 		if b.DID == did {
 			b.LastEvent = &mark
 			s.bindings[user] = b
-			marked = true
 		}
 	}
-	return marked, nil
+	return nil
 }
 
 // Accounts returns every account.
