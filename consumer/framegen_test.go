@@ -5,6 +5,7 @@ package consumer
 // seeds and the benchmark feed the consumer without a PDS.
 
 import (
+	"encoding/binary"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -85,9 +86,61 @@ type firehose struct {
 	// spans are, per connection that sent through the last frame, when
 	// its first frame was written and when its last was.
 	spans []sendSpan
+	// timed is for benchmarks: the frames go as websocket frames encoded
+	// here, many to a write (sendChunk bytes), not one write each — a
+	// server that keeps ahead of any reader, as a relay with a backlog
+	// does, so that what is timed is the reader, not the sender's
+	// syscalls — and after the last frame a ping: the span ends when the
+	// pong comes back (the reader has read every frame before it), then
+	// the connection is closed.
+	timed bool
 }
 
-// sendSpan is when a connection wrote its first and its last frame.
+// sendChunk is how many bytes of encoded frames a batched write carries.
+const sendChunk = 256 << 10
+
+// appendWSFrame appends payload as one unmasked, final binary websocket
+// frame (RFC 6455 §5.2), as a server sends it.
+func appendWSFrame(dst, payload []byte) []byte {
+	n := len(payload)
+	switch {
+	case n < 126:
+		dst = append(dst, 0x82, byte(n))
+	case n < 1<<16:
+		dst = append(dst, 0x82, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 0x82, 127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	return append(dst, payload...)
+}
+
+// writeFrames writes frames to con, one message each or, timed, as
+// encoded frames sendChunk bytes at a time.
+func (f *firehose) writeFrames(con *websocket.Conn, frames [][]byte) error {
+	if !f.timed {
+		for _, b := range frames {
+			if err := con.WriteMessage(websocket.BinaryMessage, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	buf := make([]byte, 0, sendChunk+64<<10)
+	for i, b := range frames {
+		buf = appendWSFrame(buf, b)
+		if len(buf) >= sendChunk || i == len(frames)-1 {
+			if _, err := con.UnderlyingConn().Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	return nil
+}
+
+// sendSpan is when a connection wrote its first frame and when its last
+// was written (timed: read).
 type sendSpan struct{ first, last time.Time }
 
 // lastSpan is the span of the connection that most recently sent through
@@ -137,8 +190,15 @@ func newFirehose(t testing.TB) *firehose {
 				return
 			}
 		}
-		closed := make(chan struct{})
-		go func() { // notice the client going away
+		closed, pong := make(chan struct{}), make(chan time.Time, 1)
+		con.SetPongHandler(func(string) error {
+			select {
+			case pong <- time.Now():
+			default:
+			}
+			return nil
+		})
+		go func() { // notice the client going away; read its pongs
 			defer close(closed)
 			for {
 				if _, _, err := con.NextReader(); err != nil {
@@ -155,19 +215,34 @@ func newFirehose(t testing.TB) *firehose {
 			if len(batch) > 0 && first.IsZero() {
 				first = time.Now()
 			}
-			for _, b := range batch {
-				if err := con.WriteMessage(websocket.BinaryMessage, b); err != nil {
-					return
-				}
+			if f.writeFrames(con, batch) != nil {
+				return
 			}
 			next += len(batch)
 			if len(batch) > 0 {
 				last := time.Now()
 				f.mu.Lock()
-				if next == len(f.frames) {
-					f.spans = append(f.spans, sendSpan{first, last})
-				}
+				end := next == len(f.frames)
 				f.mu.Unlock()
+				if end && f.timed {
+					if con.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Minute)) != nil {
+						return
+					}
+					select {
+					case last = <-pong:
+					case <-closed:
+						return
+					}
+				}
+				if end {
+					f.mu.Lock()
+					f.spans = append(f.spans, sendSpan{first, last})
+					f.mu.Unlock()
+				}
+				if end && f.timed {
+					_ = con.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+					return
+				}
 			}
 			select {
 			case <-more:
