@@ -158,7 +158,8 @@ type Consumer struct {
 	// trouble are the repos handed to the reconcile queue (trouble.go);
 	// handler goroutine only.
 	trouble map[string]troubleMark
-	noted   map[string]time.Time // by DID: last noteEvent write; handler goroutine only
+	noted   map[string]time.Time // by DID: last mark queued; handler goroutine only
+	marks   chan eventMark       // to markWriter (marks.go)
 
 	// The reader's own: the frame buffer and the #commit view, reused.
 	frame []byte
@@ -218,6 +219,7 @@ func New(cfg Config, engine Engine, store Store, queue reconcile.Queue, sweep Sw
 		fullKick: make(chan struct{}, 1),
 		chains:   map[string]chainLink{},
 		trouble:  map[string]troubleMark{},
+		marks:    make(chan eventMark, marksQueued),
 	}
 	if !cfg.SkipVerify {
 		dir := cfg.Directory
@@ -316,10 +318,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); c.sweeper(ctx) }()
 	go func() { defer wg.Done(); c.saver(ctx) }()
 	go func() { defer wg.Done(); c.checkHead(ctx) }()
+	go func() { defer wg.Done(); c.markWriter(ctx) }()
 	c.follow(ctx)
 	wg.Wait()
 	if !c.skipFinalSave {

@@ -113,7 +113,7 @@ func (c *Consumer) onCommit(ctx context.Context, evt *comatproto.SyncSubscribeRe
 		return nil
 	}
 	c.stats.commits.Add(1)
-	c.noteEvent(ctx, evt.Repo, model.EventCommit, evt.Seq, time.Now())
+	c.noteEvent(evt.Repo, model.EventCommit, evt.Seq, time.Now())
 
 	// Filter on the op path first: most commits carry no mood op, and for
 	// those no block is read and nothing is verified (verifyskip.go).
@@ -383,7 +383,7 @@ func (c *Consumer) onAccount(ctx context.Context, evt *comatproto.SyncSubscribeR
 		return err
 	}
 	if _, ours := c.accounts.get(evt.Did); ours {
-		c.noteEvent(ctx, evt.Did, model.EventAccount, evt.Seq, time.Now())
+		c.noteEvent(evt.Did, model.EventAccount, evt.Seq, time.Now())
 	}
 	for _, user := range reactivated {
 		c.log.Info("account active again: queueing a reconcile", "user", user, "did", evt.Did)

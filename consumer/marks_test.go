@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,8 +67,16 @@ func TestLastCommitIsRecordedOnceAMinute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// note is noteEvent with the queued write done at once (no markWriter
+	// runs here).
+	note := func(did, kind string, seq int64, at time.Time) {
+		c.noteEvent(did, kind, seq, at)
+		for len(c.marks) > 0 {
+			c.writeMark(ctx, <-c.marks)
+		}
+	}
 	t0 := time.Date(2025, 10, 14, 19, 30, 0, 0, time.UTC)
-	c.noteEvent(ctx, alice.DID, model.EventCommit, 0, t0.Add(-noteEvery))
+	note(alice.DID, model.EventCommit, 0, t0.Add(-noteEvery))
 	if _, err := r.store.Bind(ctx, alice.User, alice.DID, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +101,80 @@ func TestLastCommitIsRecordedOnceAMinute(t *testing.T) {
 		{model.EventCommit, 5, t0.Add(2*noteEvery - time.Second), 5},
 	}
 	for _, s := range steps {
-		c.noteEvent(ctx, alice.DID, s.kind, s.seq, s.at)
+		note(alice.DID, s.kind, s.seq, s.at)
 		if got := seqOf(); got != s.want {
 			t.Fatalf("after %s %d at +%s: last event seq %d, want %d", s.kind, s.seq, s.at.Sub(t0), got, s.want)
 		}
+	}
+}
+
+// stuckMarks is a store whose NoteEvent waits for release (or its
+// deadline): Mongo slow to take a write.
+type stuckMarks struct {
+	Store
+	release  chan struct{}
+	returned atomic.Int64
+}
+
+func (s *stuckMarks) NoteEvent(ctx context.Context, did string, mark model.EventMark) error {
+	defer s.returned.Add(1)
+	select {
+	case <-s.release:
+		return s.Store.NoteEvent(ctx, did, mark)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestLastEventMarkNeverHoldsTheStream: the marks are written beside the
+// stream, not in it. With every mark write stuck, the commits of 30 bound
+// users are all handled before the first write returns; released, the
+// marks land.
+func TestLastEventMarkNeverHoldsTheStream(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	var users []model.Account
+	for i := range 30 {
+		g, acct := r.boundUser(t, fmt.Sprintf("user%02d", i))
+		r.fh.add(commitFrame(t, g.commit(t, int64(i+1), g.postOp())))
+		users = append(users, acct)
+	}
+	store := &stuckMarks{Store: r.store, release: make(chan struct{})}
+	c := run(t, Config{FirehoseURL: r.fh.URL, Directory: r.dir, Log: testLog(t), SaveEvery: 50 * time.Millisecond}, r.engine, store, r.queue, r.sweep)
+	r.handledAll(t, c)
+	if n := store.returned.Load(); n != 0 {
+		t.Fatalf("%d mark writes returned before the stream was handled: the stream waited for them", n)
+	}
+	close(store.release)
+	devenv.Eventually(t, soon, "every user's commit marked", func() bool {
+		for _, u := range users {
+			if b, err := r.store.Binding(ctx, u.User); err != nil || b == nil || b.LastEvent == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestLastEventMarkDroppedWhenQueueFull: a mark that finds the queue full is
+// dropped, not waited for, and asked again at the DID's next commit.
+func TestLastEventMarkDroppedWhenQueueFull(t *testing.T) {
+	r := newRig(t)
+	c, err := New(Config{FirehoseURL: r.fh.URL, Directory: r.dir}, r.engine, r.store, r.queue, r.sweep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	for i := range marksQueued {
+		c.noteEvent(fmt.Sprintf("did:plc:q%04d", i), model.EventCommit, int64(i+1), t0)
+	}
+	c.noteEvent("did:plc:late", model.EventCommit, marksQueued+1, t0)
+	if _, ok := c.noted["did:plc:late"]; ok {
+		t.Fatal("a dropped mark counted as written: its DID would wait a minute for the next")
+	}
+	<-c.marks
+	c.noteEvent("did:plc:late", model.EventCommit, marksQueued+2, t0.Add(time.Second))
+	if _, ok := c.noted["did:plc:late"]; !ok || len(c.marks) != marksQueued {
+		t.Fatalf("the next commit's mark was not queued: noted %v, %d queued", ok, len(c.marks))
 	}
 }
