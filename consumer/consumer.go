@@ -380,7 +380,10 @@ func (c *Consumer) connectOnce(ctx context.Context) error {
 	if seq := c.handled.Load(); seq > 0 {
 		u += "?cursor=" + strconv.FormatInt(seq, 10)
 	}
-	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment}
+	// A read buffer of many frames: catching up, the stream arrives faster
+	// than it is handled, and gorilla's default 4 KiB buffer costs a read
+	// syscall or two per 2 kB commit.
+	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment, ReadBufferSize: readBufferSize}
 	con, resp, err := dialer.DialContext(ctx, u, http.Header{"User-Agent": []string{"moodsync"}})
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()

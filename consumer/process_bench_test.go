@@ -12,20 +12,29 @@ package consumer
 //     one built from an earlier commit): the same, for a before/after;
 //   - indigo: events.HandleRepoStream with the sequential scheduler and a
 //     handler that only counts;
-//   - bare: gorilla/websocket ReadMessage in a loop, nothing decoded.
+//   - bare: gorilla/websocket ReadMessage in a loop, nothing decoded;
+//   - lean: gorilla's NextReader into one reused buffer through moodsync's
+//     read buffer, nothing decoded (moodsync's read, without the rest).
 //
 // The frame server runs in the benchmark process, so it is not counted;
 // like a real server, it sends a subscription without a cursor only what
-// comes after it connected.
+// comes after it connected. It keeps ahead of any reader (frames encoded
+// here, 256 KiB to a write, as a relay with a backlog fills the socket),
+// so the reader is what is timed.
 // Each child's CPU time (user + sys, from its rusage at exit) gives events
 // per CPU-second; moodsync's includes its start (connecting Mongo and
-// NATS, loading users) and its shutdown. Two streams:
+// NATS, loading users) and its shutdown. Wall clock is taken at the
+// server: from the first frame written to the reader's answer to a ping
+// sent after the last (it has read every frame by then). Three streams:
 //
 //   - relay: MOODSYNC_BENCH_FRAMES (default 50,000) commits of 2,500 repos
 //     that are not users (a relay's traffic), one post each;
 //   - pds: the same number of commits of 500 repos that are all users
-//     (the app's own PDS), verified (signature and MST inversion) against
-//     a directory served here; no mood op, so Mongo is not written.
+//     (the app's own PDS), none with a mood op, so none verified
+//     (consumer/verifyskip.go) but each repo's first;
+//   - pds-1pct: the same, every 100th commit a mood op naming a mood Mongo
+//     lacks, verified (signature and MST inversion) against a directory
+//     served here; the engine reads Mongo and counts a lost mood.
 //
 //	go test -run '^$' -bench BenchmarkFirehoseProcess -benchtime 5x -timeout 30m ./consumer/
 //
@@ -190,7 +199,11 @@ func TestFirehoseBenchReader(t *testing.T) {
 		t.Skip("a child of BenchmarkFirehoseProcess")
 	}
 	n, _ := strconv.Atoi(os.Getenv("MOODSYNC_BENCH_N"))
-	con, _, err := websocket.DefaultDialer.Dial(os.Getenv("MOODSYNC_BENCH_URL"), nil)
+	dialer := *websocket.DefaultDialer
+	if role == "lean" {
+		dialer.ReadBufferSize = readBufferSize // as moodsync reads
+	}
+	con, _, err := dialer.Dial(os.Getenv("MOODSYNC_BENCH_URL"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,8 +220,9 @@ func TestFirehoseBenchReader(t *testing.T) {
 			}
 		}
 	case "lean":
-		// gorilla's NextReader into one reused buffer, nothing decoded:
-		// how moodsync reads, without what it does with a frame.
+		// gorilla's NextReader into one reused buffer, through moodsync's
+		// read buffer, nothing decoded: how moodsync reads, without what it
+		// does with a frame.
 		var buf []byte
 		for ; ; count++ {
 			_, r, err := con.NextReader()

@@ -28,6 +28,9 @@ import (
 // one (a rare big commit) is dropped after use.
 const keepFrameBuf = 1 << 20
 
+// readBufferSize is the connection's read buffer.
+const readBufferSize = 64 << 10
+
 // readStream reads and handles frames until ctx ends or the connection
 // fails.
 func (c *Consumer) readStream(ctx context.Context, con *websocket.Conn) error {
