@@ -233,15 +233,11 @@ func newLatRig(b *testing.B, ferret bool) *latRig {
 	}
 	r.publish = func(ctx context.Context, in intent.Intent) error { return intent.Publish(ctx, js, in) }
 	r.pending = func() int {
-		cons, err := js.Consumer(ctx, intent.Stream, publisher.Durable)
+		n, err := publisher.Unfinished(ctx, js)
 		if err != nil {
 			return -1
 		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return -1
-		}
-		return int(info.NumPending) + info.NumAckPending
+		return n
 	}
 	client := pdsclient.New(r.pds.URL, sessions, nil)
 	engine := reconcile.NewEngine(markingStore{store, r.clock}, markingPDS{client, r.clock}, nil)

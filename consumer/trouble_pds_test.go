@@ -62,15 +62,11 @@ func newTroubleRigPDS(t testing.TB) *troubleRigPDS {
 		return info.State.Msgs
 	}
 	r.pending = func() int {
-		cons, err := js.Consumer(ctx, intent.Stream, publisher.Durable)
+		n, err := publisher.Unfinished(ctx, js)
 		if err != nil {
 			return -1
 		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return -1
-		}
-		return int(info.NumPending) + info.NumAckPending
+		return n
 	}
 	client := pdsclient.New(r.proxy.URL, r.sessions, nil)
 	client.OnRateLimited = func(string) { r.limited.Add(1) }

@@ -19,6 +19,17 @@ type (
 	PendingIntent = status.PendingIntent
 )
 
+// Unfinished is how many intents the publisher has yet to finish: waiting
+// for delivery, and delivered but not yet acknowledged.
+func Unfinished(ctx context.Context, js jetstream.JetStream) (int, error) {
+	cons, err := js.Consumer(ctx, intent.Stream, Durable)
+	if err != nil {
+		return 0, err
+	}
+	info := cons.CachedInfo() // just fetched by js.Consumer
+	return int(info.NumPending) + info.NumAckPending, nil
+}
+
 // PendingOf reads the intents stream for user's intents, oldest first, by
 // direct get: no consumer is made (a work-queue stream allows only the
 // publisher's) and nothing is taken from the queue. It reads at most scan

@@ -85,4 +85,7 @@ func TestPendingOfReadsAUsersIntentsWithoutTakingThem(t *testing.T) {
 	if info.NumPending != 5 || info.NumAckPending != 1 {
 		t.Fatalf("consumer after reading: %d pending, %d in flight", info.NumPending, info.NumAckPending)
 	}
+	if n, err := Unfinished(ctx, js); n != 6 || err != nil {
+		t.Fatalf("Unfinished: %d, %v; want the 5 waiting and the 1 in flight", n, err)
+	}
 }

@@ -204,8 +204,7 @@ func collectJetStream(ch chan<- prometheus.Metric, js jetstream.JetStream) {
 	if s, err := js.Stream(ctx, intent.DeadStream); err == nil {
 		ch <- prometheus.MustNewConstMetric(descDeadLetters, prometheus.GaugeValue, float64(s.CachedInfo().State.Msgs))
 	}
-	if cons, err := js.Consumer(ctx, intent.Stream, publisher.Durable); err == nil {
-		info := cons.CachedInfo()
-		ch <- prometheus.MustNewConstMetric(descIntentsPending, prometheus.GaugeValue, float64(info.NumPending)+float64(info.NumAckPending))
+	if n, err := publisher.Unfinished(ctx, js); err == nil {
+		ch <- prometheus.MustNewConstMetric(descIntentsPending, prometheus.GaugeValue, float64(n))
 	}
 }
