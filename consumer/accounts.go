@@ -3,19 +3,26 @@ package consumer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/whistlegraph/moodsync/reconcile/backoff"
 	"github.com/whistlegraph/moodsync/reconcile/model"
 )
 
 // accounts is the DID → user map of `users.atproto.did`. The whole map is
-// loaded at start and reloaded on a miss at most once per refresh interval,
-// so a relay's stream of foreign DIDs costs one map lookup each, while a
-// user whose row appears later is picked up within the interval. One DID is
-// looked up directly on its #identity and #account events.
+// loaded at start and reloaded at most once per refresh interval, and only
+// after a miss: a relay's stream of foreign DIDs costs one map lookup each,
+// while a user whose row appears later (or whose DID stops being claimed
+// twice) is picked up within the interval of the event that missed, even
+// when no other event follows (Consumer.reloader). One DID is looked up
+// directly on its #identity and #account events.
 type accounts struct {
 	store   Store
 	refresh time.Duration
+	// missed is set by a miss the map could not answer and cleared by a
+	// load: a load is owed.
+	missed atomic.Bool
 
 	mu       sync.RWMutex
 	byDID    map[string]model.Account
@@ -52,11 +59,29 @@ func (a *accounts) stale(now time.Time) bool {
 	return now.Sub(a.loadedAt) >= a.refresh
 }
 
+// miss notes an event of a DID the map does not hold, dropped without a
+// reload. It reports whether this is the first miss since the last load
+// (the one to wake the reloader).
+func (a *accounts) miss() bool {
+	return !a.missed.Load() && !a.missed.Swap(true)
+}
+
+// reloadAt is when the map may be reloaded next.
+func (a *accounts) reloadAt() time.Time {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.loadedAt.Add(a.refresh)
+}
+
 // load replaces the map with the store's users and returns the accounts
 // that were not in it before (none on the first load).
 func (a *accounts) load(ctx context.Context) ([]model.Account, error) {
+	// Cleared before the read: a miss from here on may be of a row the
+	// read does not see yet, and asks again.
+	a.missed.Store(false)
 	list, err := a.store.Accounts(ctx)
 	if err != nil {
+		a.missed.Store(true)
 		return nil, err
 	}
 	fresh := make(map[string]model.Account, len(list))
@@ -127,4 +152,65 @@ func (a *accounts) all() []model.Account {
 		out = append(out, acct)
 	}
 	return out
+}
+
+// missed notes an event dropped because its DID is not in the map and the
+// map was loaded too recently to load again; the first such miss since a
+// load wakes the reloader.
+func (c *Consumer) missed() {
+	if c.accounts.miss() {
+		select {
+		case c.reloadKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// reloader loads the users map once the refresh interval is up after a
+// miss the map could not answer. Without it, the dropped event of a user
+// whose row appeared meanwhile waited for another miss, which on a quiet
+// PDS might never come.
+func (c *Consumer) reloader(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.reloadKick:
+		}
+		for c.accounts.missed.Load() {
+			if !backoff.Sleep(ctx, time.Until(c.accounts.reloadAt())) {
+				return
+			}
+			if err := c.reloadAccounts(ctx); err != nil {
+				return // ctx ended
+			}
+		}
+	}
+}
+
+// reloadAccounts loads the users map again, unless it was loaded within the
+// refresh interval, and queues a reconcile of every user it finds new:
+// their earlier events were dropped while their row was unknown (or their
+// DID claimed twice). It returns an error only when ctx ends.
+func (c *Consumer) reloadAccounts(ctx context.Context) error {
+	c.reloadMu.Lock()
+	defer c.reloadMu.Unlock()
+	if !c.accounts.stale(time.Now()) {
+		return nil
+	}
+	var added []model.Account
+	err := c.retry(ctx, "reload users", func() error {
+		var err error
+		added, err = c.accounts.load(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, acct := range added {
+		if err := c.reconcileUser(ctx, acct, "new user"); err != nil {
+			return err
+		}
+	}
+	return nil
 }

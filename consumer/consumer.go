@@ -146,6 +146,8 @@ type Consumer struct {
 	owedCause   atomic.Value // reconcile.Cause of the last sweep asked for
 	owedSince   atomic.Int64 // when it was asked for (Unix ns); 0: force
 	fullKick    chan struct{}
+	reloadKick  chan struct{} // to reloader (accounts.go)
+	reloadMu    sync.Mutex    // one users-map reload at a time
 	connected   atomic.Bool
 	readyOnce   sync.Once
 	readyCh     chan struct{}
@@ -206,20 +208,21 @@ func New(cfg Config, engine Engine, store Store, queue reconcile.Queue, sweep Sw
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	c := &Consumer{
-		cfg:      cfg,
-		engine:   engine,
-		store:    store,
-		queue:    queue,
-		sweep:    sweep,
-		readyCh:  make(chan struct{}),
-		log:      cfg.Log.With("component", "consumer"),
-		dialURL:  u.String(),
-		stream:   u.Redacted(),
-		accounts: newAccounts(store, cfg.AccountsRefresh),
-		fullKick: make(chan struct{}, 1),
-		chains:   map[string]chainLink{},
-		trouble:  map[string]troubleMark{},
-		marks:    make(chan eventMark, marksQueued),
+		cfg:        cfg,
+		engine:     engine,
+		store:      store,
+		queue:      queue,
+		sweep:      sweep,
+		readyCh:    make(chan struct{}),
+		log:        cfg.Log.With("component", "consumer"),
+		dialURL:    u.String(),
+		stream:     u.Redacted(),
+		accounts:   newAccounts(store, cfg.AccountsRefresh),
+		fullKick:   make(chan struct{}, 1),
+		reloadKick: make(chan struct{}, 1),
+		chains:     map[string]chainLink{},
+		trouble:    map[string]troubleMark{},
+		marks:      make(chan eventMark, marksQueued),
 	}
 	if !cfg.SkipVerify {
 		dir := cfg.Directory
@@ -318,8 +321,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); c.sweeper(ctx) }()
+	go func() { defer wg.Done(); c.reloader(ctx) }()
 	go func() { defer wg.Done(); c.saver(ctx) }()
 	go func() { defer wg.Done(); c.checkHead(ctx) }()
 	go func() { defer wg.Done(); c.markWriter(ctx) }()

@@ -496,6 +496,32 @@ func TestConsumerFindsUserAddedLaterAndReconcilesThem(t *testing.T) {
 	}
 }
 
+// TestConsumerReloadsUsersAfterAMissWithNoEventAfterIt: a user's row
+// written just after the users map was loaded; the user's one commit is
+// dropped (the map may not be loaded again so soon) and nothing follows it.
+// The map is loaded again when the interval is up all the same, and the
+// user reconciled: without that, the record waited for another event.
+func TestConsumerReloadsUsersAfterAMissWithNoEventAfterIt(t *testing.T) {
+	r := newRig(t)
+	erin := model.Account{User: "auth0|erin", DID: "did:plc:erin"}
+	g := newGenRepo(t, erin.DID, r.dir)
+	c := r.start(t, func(cfg *Config) { cfg.AccountsRefresh = time.Second })
+	// Connected: the map was loaded before.
+	devenv.Eventually(t, soon, "connected", c.connected.Load)
+
+	r.store.PutAccount(erin)
+	id := r.mood(erin, 1)
+	r.pds.Put(erin.DID, model.Record{Rkey: "3kh5dye2qpc2a", Value: model.RecordValue{
+		Type: model.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: id,
+	}})
+	r.fh.add(commitFrame(t, g.commit(t, 1, moodOp("3kh5dye2qpc2a", id))))
+	r.handledAll(t, c)
+	devenv.Eventually(t, soon, "the user reconciled after the reload", func() bool { return r.store.Mood(id).Rkey == "3kh5dye2qpc2a" })
+	if s := c.Stats(); s.UserReconciles != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
 // TestConsumerChecksOnlyDeletesOutOfOrder: a delete in a commit that
 // follows the repo's last commit seen is taken as it is; the first commit
 // of a repo after a (re)start may be a replay, so its delete is checked

@@ -73,31 +73,18 @@ func (c *Consumer) markHandled(seq int64) {
 }
 
 // account returns the account of did, or ok=false for a DID that is not one
-// of our users. A miss may reload the users map (throttled); users found
-// new by the reload are queued for a reconcile, since their earlier events
-// were dropped.
+// of our users. A miss may reload the users map (throttled: otherwise the
+// miss is noted and the reloader loads it when the interval is up).
 func (c *Consumer) account(ctx context.Context, did string) (model.Account, bool, error) {
 	if acct, ok := c.accounts.get(did); ok {
 		return acct, true, nil
 	}
 	if !c.accounts.stale(time.Now()) {
+		c.missed()
 		return model.Account{}, false, nil
 	}
-	var added []model.Account
-	err := c.retry(ctx, "reload users", func() error {
-		var err error
-		added, err = c.accounts.load(ctx)
-		return err
-	})
-	if err != nil {
+	if err := c.reloadAccounts(ctx); err != nil {
 		return model.Account{}, false, err
-	}
-	for _, acct := range added {
-		// Including this event's own user: its earlier events were
-		// dropped while its row was unknown.
-		if err := c.reconcileUser(ctx, acct, "new user"); err != nil {
-			return model.Account{}, false, err
-		}
 	}
 	acct, ok := c.accounts.get(did)
 	return acct, ok, nil
