@@ -143,6 +143,11 @@ func (d *daemon) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.code = make(chan int, 1)
+	d.t.Cleanup(func() {
+		if d.t.Failed() {
+			d.t.Logf("the daemon's log:\n%s", d.logs.String())
+		}
+	})
 	cmd := &runCommand{stdout: &d.logs, stderr: &d.logs, ready: make(chan struct{})}
 	go func() {
 		err := cmd.Run(ctx, nil)
