@@ -54,9 +54,7 @@ func (a *accounts) hasBytes(did []byte) bool {
 
 // stale reports whether a miss may reload the map.
 func (a *accounts) stale(now time.Time) bool {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return now.Sub(a.loadedAt) >= a.refresh
+	return !now.Before(a.reloadAt())
 }
 
 // miss notes an event of a DID the map does not hold, dropped without a
@@ -81,7 +79,6 @@ func (a *accounts) load(ctx context.Context) ([]model.Account, error) {
 	a.missed.Store(false)
 	list, err := a.store.Accounts(ctx)
 	if err != nil {
-		a.missed.Store(true)
 		return nil, err
 	}
 	fresh := make(map[string]model.Account, len(list))
@@ -154,10 +151,10 @@ func (a *accounts) all() []model.Account {
 	return out
 }
 
-// missed notes an event dropped because its DID is not in the map and the
-// map was loaded too recently to load again; the first such miss since a
-// load wakes the reloader.
-func (c *Consumer) missed() {
+// noteMiss notes an event dropped because its DID is not in the map and
+// the map was loaded too recently to load again; the first such miss since
+// a load wakes the reloader.
+func (c *Consumer) noteMiss() {
 	if c.accounts.miss() {
 		select {
 		case c.reloadKick <- struct{}{}:

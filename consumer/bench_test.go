@@ -132,29 +132,9 @@ func BenchmarkFirehose(b *testing.B) {
 			var elapsed time.Duration
 			var last Stats
 			for i := 0; i < b.N; i++ {
-				store, pds := reconciletest.NewStore(), reconciletest.NewPDS()
-				for _, a := range d.accounts {
-					store.PutAccount(a)
-				}
-				for _, m := range d.moods {
-					store.PutMood(m)
-				}
-				store.SaveCursor(context.Background(), fh.URL, 0)
-				c, err := New(Config{FirehoseURL: fh.URL, Directory: d.dir, SkipVerify: !verify}, reconcile.NewEngine(store, pds, nil), store, discardQueue{}, &reconcile.Sweep{Users: store, Queue: discardQueue{}, State: store})
-				if err != nil {
-					b.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
-				start := time.Now()
-				go func() { defer close(done); c.Run(ctx) }()
-				for c.handled.Load() < int64(len(d.frames)) {
-					time.Sleep(time.Millisecond)
-				}
-				elapsed += time.Since(start)
-				cancel()
-				<-done
-				last = c.Stats()
+				took, stats := catchUp(b, Config{FirehoseURL: fh.URL, Directory: d.dir, SkipVerify: !verify}, d.accounts, d.moods, len(d.frames))
+				elapsed += took
+				last = stats
 			}
 			report(b, elapsed)
 			if last.Verdicts[reconcile.ClassUnlinked] != int64(len(d.moods)) || last.BadCommits != 0 || last.ChainBreaks != 0 {
@@ -162,6 +142,35 @@ func BenchmarkFirehose(b *testing.B) {
 			}
 		})
 	}
+}
+
+// catchUp runs a consumer with cfg, its stores in memory holding accounts
+// and moods, from a stored cursor of 0 until it has handled n events; it
+// returns the wall time that took and the consumer's stats.
+func catchUp(b *testing.B, cfg Config, accounts []model.Account, moods []model.Mood, n int) (time.Duration, Stats) {
+	store, pds := reconciletest.NewStore(), reconciletest.NewPDS()
+	for _, a := range accounts {
+		store.PutAccount(a)
+	}
+	for _, m := range moods {
+		store.PutMood(m)
+	}
+	store.SaveCursor(context.Background(), cfg.FirehoseURL, 0)
+	c, err := New(cfg, reconcile.NewEngine(store, pds, nil), store, discardQueue{}, &reconcile.Sweep{Users: store, Queue: discardQueue{}, State: store})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	start := time.Now()
+	go func() { defer close(done); c.Run(ctx) }()
+	for c.handled.Load() < int64(n) {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	cancel()
+	<-done
+	return elapsed, c.Stats()
 }
 
 // cpuTime is the CPU time this process has used, user and system.

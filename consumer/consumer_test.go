@@ -511,9 +511,7 @@ func TestConsumerReloadsUsersAfterAMissWithNoEventAfterIt(t *testing.T) {
 
 	r.store.PutAccount(erin)
 	id := r.mood(erin, 1)
-	r.pds.Put(erin.DID, model.Record{Rkey: "3kh5dye2qpc2a", Value: model.RecordValue{
-		Type: model.Collection, Mood: "sunny", When: "2025-10-14T19:30:00.000Z", Ref: id,
-	}})
+	r.pds.Put(erin.DID, model.Record{Rkey: "3kh5dye2qpc2a", Value: record(id)})
 	r.fh.add(commitFrame(t, g.commit(t, 1, moodOp("3kh5dye2qpc2a", id))))
 	r.handledAll(t, c)
 	devenv.Eventually(t, soon, "the user reconciled after the reload", func() bool { return r.store.Mood(id).Rkey == "3kh5dye2qpc2a" })
@@ -586,7 +584,7 @@ func TestConsumerReplayedDeleteAfterRestartReadsFirst(t *testing.T) {
 	c.kill() // no cursor stored past 0
 	// Linked again since: live, at the same key, its record back.
 	r.store.PutMood(model.Mood{ID: a, User: alice.User, Text: "sunny", When: time.Unix(0, 0), Rkey: key})
-	r.pds.Put(alice.DID, model.Record{Rkey: key, Value: model.RecordValue{Type: model.Collection, Mood: "sunny", When: "1970-01-01T00:00:00.000Z", Ref: a}})
+	r.pds.Put(alice.DID, model.Record{Rkey: key, Value: record(a)})
 	c = r.start(t, nil)
 	r.handledAll(t, c)
 	if m := r.store.Mood(a); m.Deleted || m.Rkey != key {

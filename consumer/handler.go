@@ -80,7 +80,7 @@ func (c *Consumer) account(ctx context.Context, did string) (model.Account, bool
 		return acct, true, nil
 	}
 	if !c.accounts.stale(time.Now()) {
-		c.missed()
+		c.noteMiss()
 		return model.Account{}, false, nil
 	}
 	if err := c.reloadAccounts(ctx); err != nil {

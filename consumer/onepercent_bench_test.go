@@ -12,7 +12,6 @@ package consumer
 //	go test -run '^$' -bench BenchmarkFirehoseOnePercent -cpu 1 -benchtime 7x ./consumer/
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
-	"github.com/whistlegraph/moodsync/reconcile/reconciletest"
 )
 
 func BenchmarkFirehoseOnePercent(b *testing.B) {
@@ -70,29 +68,8 @@ func BenchmarkFirehoseOnePercent(b *testing.B) {
 	}
 	var last Stats
 	verified := func() time.Duration {
-		store, pds := reconciletest.NewStore(), reconciletest.NewPDS()
-		for _, a := range accounts {
-			store.PutAccount(a)
-		}
-		for _, m := range moods {
-			store.PutMood(m)
-		}
-		store.SaveCursor(context.Background(), fh.URL, 0)
-		c, err := New(Config{FirehoseURL: fh.URL, Directory: dir}, reconcile.NewEngine(store, pds, nil), store, discardQueue{}, &reconcile.Sweep{Users: store, Queue: discardQueue{}, State: store})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		start := time.Now()
-		go func() { defer close(done); c.Run(ctx) }()
-		for c.handled.Load() < int64(n) {
-			time.Sleep(time.Millisecond)
-		}
-		elapsed := time.Since(start)
-		cancel()
-		<-done
-		last = c.Stats()
+		elapsed, stats := catchUp(b, Config{FirehoseURL: fh.URL, Directory: dir}, accounts, moods, n)
+		last = stats
 		return elapsed
 	}
 	var bareRates, verRates, ratios []float64

@@ -193,7 +193,7 @@ func (c *Consumer) commitFrame(ctx context.Context, body []byte) error {
 	c.lag.beginBytes(v.Seq, v.Time)
 	defer c.lag.end()
 	if !c.accounts.hasBytes(v.Repo) && !c.accounts.stale(time.Now()) {
-		c.missed()
+		c.noteMiss()
 		c.stats.dropped.Add(1)
 		c.stats.events.Add(1)
 		c.markHandled(v.Seq)
