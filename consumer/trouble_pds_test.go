@@ -15,6 +15,7 @@ import (
 
 	"github.com/whistlegraph/moodsync/deploy/dev/devenv"
 	"github.com/whistlegraph/moodsync/publisher"
+	"github.com/whistlegraph/moodsync/publisher/deadletter"
 	"github.com/whistlegraph/moodsync/publisher/intent"
 	"github.com/whistlegraph/moodsync/reconcile"
 	"github.com/whistlegraph/moodsync/reconcile/model"
@@ -35,7 +36,7 @@ type troubleRigPDS struct {
 	mem      *reconciletest.Store
 	sessions *reconciletest.Sessions
 	publish  func(in intent.Intent) error
-	dead     func() uint64
+	dead     *deadletter.Box
 	pending  func() int
 	consumer *Consumer
 	limited  atomic.Int64
@@ -50,16 +51,9 @@ func newTroubleRigPDS(t testing.TB) *troubleRigPDS {
 		t.Fatal(err)
 	}
 	r.publish = func(in intent.Intent) error { return intent.Publish(ctx, js, in) }
-	r.dead = func() uint64 {
-		s, err := js.Stream(ctx, intent.DeadStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Msgs
+	var err error
+	if r.dead, err = deadletter.Open(ctx, js); err != nil {
+		t.Fatal(err)
 	}
 	r.pending = func() int {
 		n, err := publisher.Unfinished(ctx, js)
@@ -253,8 +247,12 @@ func TestOneUsersTroubleStaysTheirs(t *testing.T) {
 	if len(recs) != queued+1 {
 		t.Fatalf("%d records in the troubled repo, want %d", len(recs), queued+1)
 	}
-	if n := r.dead(); n != 0 {
-		t.Fatalf("%d dead letters for transient failures", n)
+	letters, err := r.dead.List(context.Background(), deadletter.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 0 {
+		t.Fatalf("%d dead letters for transient failures: %+v", len(letters), letters)
 	}
 }
 
